@@ -1,0 +1,53 @@
+"""Settings read from the environment (12-factor); no torch, no database imports.
+
+Every layer reads its configuration through `Settings.from_env()` so there is one place that knows
+the variable names and their defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+APP_NAME = "wgfpgan"
+
+
+def default_data_dir() -> Path:
+    """Folder for the embedded default's SQLite file and other per-user state."""
+    return Path(os.environ.get("WGFPGAN_HOME") or user_data_dir(APP_NAME))
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{default_data_dir() / 'wgfpgan.sqlite3'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    broker_url: str
+    s3_endpoint_url: str | None
+    model_path: str | None
+    device: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            database_url=env.get("WGFPGAN_DATABASE_URL") or default_database_url(),
+            broker_url=env.get("WGFPGAN_BROKER_URL") or "redis://127.0.0.1:6379/0",
+            s3_endpoint_url=env.get("WGFPGAN_S3_ENDPOINT_URL") or None,
+            model_path=env.get("WGFPGAN_MODEL") or None,
+            device=env.get("WGFPGAN_DEVICE") or "cpu",
+        )
+
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@")
+
+
+def mask_url(text: str) -> str:
+    """Hide the password of every `scheme://user:password@host` URL in `text`."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
