@@ -32,6 +32,11 @@ class Settings:
     s3_endpoint_url: str | None
     model_path: str | None
     device: str
+    # batch system (db/, scheduler/, worker/)
+    queue: str = "wgfpgan"  # the Celery queue the scheduler sends chunks to
+    chunk_size: int = 8  # item ids per Celery message
+    lease_seconds: float = 900.0  # how long a claimed item stays reserved for its worker
+    s3_max_attempts: int = 5  # botocore "standard" retry mode attempts per S3 request
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -42,6 +47,10 @@ class Settings:
             s3_endpoint_url=env.get("WGFPGAN_S3_ENDPOINT_URL") or None,
             model_path=env.get("WGFPGAN_MODEL") or None,
             device=env.get("WGFPGAN_DEVICE") or "cpu",
+            queue=env.get("WGFPGAN_QUEUE") or "wgfpgan",
+            chunk_size=int(env.get("WGFPGAN_CHUNK_SIZE") or 8),
+            lease_seconds=float(env.get("WGFPGAN_LEASE_SECONDS") or 900),
+            s3_max_attempts=int(env.get("WGFPGAN_S3_MAX_ATTEMPTS") or 5),
         )
 
 
