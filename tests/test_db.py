@@ -1,0 +1,225 @@
+"""db/: migrations, compare-and-set transitions and counters, on PostgreSQL and SQLite (real servers)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from db import Database, DatabaseNotMigrated, ItemState, JobState
+from db import queries as q
+from db.migrate import downgrade, head_revision, upgrade
+from db.migrations import HEAD_REVISION
+from db.models import utcnow
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    url = request.getfixturevalue("postgres_url")
+    downgrade(url)  # the module shares one PostgreSQL database: start every test from empty
+    return url
+
+
+@pytest.fixture
+def database(db_url: str) -> Database:
+    upgrade(db_url)
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+def make_job(database: Database, n: int = 5, **kwargs: object) -> int:
+    job, created = database.run(
+        q.get_or_create_job, name="t", source="s3://b/in/", dest="s3://b/out/", options={"upscale": 2}
+    )
+    assert created
+    items = [q.NewItem(f"img{i:03d}.jpg", f"s3://b/in/img{i:03d}.jpg") for i in range(n)]
+    assert database.run(q.add_items, job.id, items) == n
+    database.run(q.finish_submission, job.id)
+    return job.id
+
+
+def assert_counters_match(database: Database, job_id: int) -> dict[str, int]:
+    counts = database.run(q.counts, job_id)
+    assert counts == database.run(q.count_by_scan, job_id)
+    return counts
+
+
+def test_head_constant_matches_the_migration_scripts() -> None:
+    assert head_revision() == HEAD_REVISION
+
+
+def test_upgrade_downgrade_upgrade_from_empty(db_url: str) -> None:
+    database = Database(db_url)
+    assert database.current_revision() is None
+    upgrade(db_url)
+    assert database.current_revision() == HEAD_REVISION
+    database.check_migrated()
+    downgrade(db_url)
+    with database.engine.connect() as conn:
+        tables = set(database.engine.dialect.get_table_names(conn))
+    assert not tables & {"jobs", "items", "job_counts"}
+    upgrade(db_url)
+    assert database.current_revision() == HEAD_REVISION
+    database.dispose()
+
+
+def test_unmigrated_database_is_refused_with_the_fix(db_url: str) -> None:
+    database = Database(db_url)
+    with pytest.raises(DatabaseNotMigrated, match="wgfpgan db upgrade"):
+        database.check_migrated()
+    database.dispose()
+
+
+def test_embedded_default_upgrades_itself(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WGFPGAN_HOME", str(tmp_path))
+    monkeypatch.delenv("WGFPGAN_DATABASE_URL", raising=False)
+    database = Database.from_settings()  # checks, and upgrades the default file
+    assert database.current_revision() == HEAD_REVISION
+    assert (tmp_path / "wgfpgan.sqlite3").is_file()
+    database.dispose()
+
+
+def test_resubmit_reuses_the_job_and_skips_known_keys(database: Database) -> None:
+    job_id = make_job(database, 3)
+    job, created = database.run(
+        q.get_or_create_job, name="again", source="s3://b/in/", dest="s3://b/out/", options={}
+    )
+    assert not created and job.id == job_id and job.state == JobState.SUBMITTING
+    more = [q.NewItem(f"img{i:03d}.jpg", f"s3://b/in/img{i:03d}.jpg") for i in range(5)]
+    assert database.run(q.add_items, job_id, more) == 2
+    assert assert_counters_match(database, job_id)["queued"] == 5
+
+
+def test_unsafe_items_are_born_failed(database: Database) -> None:
+    job_id = make_job(database, 1)
+    bad = q.NewItem("../x.jpg", "s3://b/x.jpg", error_code="unsafe_key", error_message="escapes")
+    database.run(q.add_items, job_id, [bad])
+    counts = assert_counters_match(database, job_id)
+    assert counts["failed"] == 1 and counts["queued"] == 1
+    [failed] = database.run(q.list_failed, job_id)
+    assert failed.error_code == "unsafe_key" and failed.rel_key == "../x.jpg"
+
+
+def test_claim_is_compare_and_set_and_finishing_needs_the_claim(database: Database) -> None:
+    job_id = make_job(database, 2)
+    first, second = database.run(q.queued_ids, job_id)
+    claim = database.run(q.claim_item, first, worker_id="w1", lease_seconds=60)
+    assert claim is not None and claim.attempt == 1
+    assert database.run(q.claim_item, first, worker_id="w2", lease_seconds=60) is None
+    stale = q.ClaimedItem(claim.id, job_id, claim.rel_key, claim.source_uri, attempt=0)
+    assert not database.run(q.record_failure, stale, code="x", message="stale claim")
+    assert database.run(
+        q.record_success, claim, output_uri="s3://b/out/a.jpg", faces=1, restore_seconds=0.5,
+        total_seconds=0.7, input_sha256="ab" * 32, model_version="m1",
+    )  # fmt: skip
+    assert not database.run(q.record_failure, claim, code="x", message="already finished")
+    assert database.run(q.get_job, job_id).state == JobState.ACTIVE
+    claim2 = database.run(q.claim_item, second, worker_id="w1", lease_seconds=60)
+    assert database.run(q.record_failure, claim2, code="not_an_image", message="text file")
+    counts = assert_counters_match(database, job_id)
+    assert counts == {"queued": 0, "running": 0, "succeeded": 1, "failed": 1, "cancelled": 0}
+    job = database.run(q.get_job, job_id)
+    assert job.state == JobState.FINISHED and job.finished_at is not None
+    assert q.is_done(job, counts)
+
+
+def test_expired_leases_are_requeued_and_the_old_claim_is_void(database: Database) -> None:
+    job_id = make_job(database, 2)
+    a, b = database.run(q.queued_ids, job_id)
+    expired = database.run(q.claim_item, a, worker_id="dead", lease_seconds=-1)
+    alive = database.run(q.claim_item, b, worker_id="alive", lease_seconds=600)
+    assert database.run(q.requeue_expired_leases) == [a]
+    assert alive is not None
+    again = database.run(q.claim_item, a, worker_id="w2", lease_seconds=600)
+    assert again.attempt == 2
+    assert not database.run(
+        q.record_success, expired, output_uri="o", faces=0, restore_seconds=0, total_seconds=0,
+        input_sha256="", model_version="m",
+    )  # fmt: skip
+    assert assert_counters_match(database, job_id)["running"] == 2
+
+
+def test_release_hands_an_item_back(database: Database) -> None:
+    job_id = make_job(database, 1)
+    [item_id] = database.run(q.queued_ids, job_id)
+    claim = database.run(q.claim_item, item_id, worker_id="w", lease_seconds=60)
+    assert database.run(q.release_item, claim, reason="storage unreachable")
+    assert assert_counters_match(database, job_id)["queued"] == 1
+
+
+def test_cancel_then_retry(database: Database) -> None:
+    job_id = make_job(database, 4)
+    ids = database.run(q.queued_ids, job_id)
+    running = database.run(q.claim_item, ids[0], worker_id="w", lease_seconds=-1)
+    assert database.run(q.cancel_job, job_id) == 3
+    assert database.run(q.get_job, job_id).state == JobState.CANCELLED
+    assert database.run(q.claim_item, ids[1], worker_id="w", lease_seconds=60) is None
+    assert database.run(q.requeue_expired_leases) == []  # a cancelled job's expired item is cancelled
+    counts = assert_counters_match(database, job_id)
+    assert counts["cancelled"] == 4 and running is not None
+    assert database.run(q.retry_job, job_id) == 4
+    assert database.run(q.get_job, job_id).state == JobState.ACTIVE
+    assert assert_counters_match(database, job_id)["queued"] == 4
+    assert len(database.run(q.undispatched_ids, job_id)) == 4
+
+
+def test_dispatch_bookkeeping(database: Database) -> None:
+    job_id = make_job(database, 3)
+    ids = database.run(q.undispatched_ids, job_id)
+    database.run(q.mark_enqueued, ids[:2], utcnow() - timedelta(hours=1))
+    assert database.run(q.undispatched_ids, job_id) == ids[2:]
+    assert database.run(q.jobs_with_undispatched) == [job_id]
+    stale = database.run(q.stale_queued, enqueued_before=utcnow() - timedelta(minutes=5))
+    assert [i for i, _ in stale] == ids[:2]
+    assert database.run(q.forget_enqueued, ids[:1]) == 1
+    assert database.run(q.undispatched_ids, job_id) == [ids[0], ids[2]]
+
+
+def test_concurrent_claims_never_double_claim(db_url: str) -> None:
+    upgrade(db_url)
+    setup = Database(db_url)
+    job_id = make_job(setup, 40)
+    ids = setup.run(q.queued_ids, job_id)
+    won: dict[str, list[int]] = {}
+
+    def worker(name: str) -> None:
+        database = Database(db_url)
+        mine = won.setdefault(name, [])
+        for item_id in ids:
+            claim = database.run(q.claim_item, item_id, worker_id=name, lease_seconds=60)
+            if claim is not None:
+                mine.append(item_id)
+                database.run(
+                    q.record_success, claim, output_uri="o", faces=0, restore_seconds=0,
+                    total_seconds=0, input_sha256="", model_version="m",
+                )  # fmt: skip
+        database.dispose()
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    claimed = sorted(i for items in won.values() for i in items)
+    assert claimed == sorted(ids)  # every item exactly once
+    counts = assert_counters_match(setup, job_id)
+    assert counts["succeeded"] == 40 and setup.run(q.get_job, job_id).state == JobState.FINISHED
+    setup.dispose()
+
+
+def test_counts_come_from_the_counter_table_not_a_scan(database: Database) -> None:
+    job_id = make_job(database, 3)
+    # Corrupt the items table behind the counters' back: counts() must not notice (it never scans).
+    with database.engine.begin() as conn:
+        conn.execute(text("UPDATE items SET state = 'succeeded' WHERE job_id = :j"), {"j": job_id})
+    assert database.run(q.counts, job_id)["queued"] == 3
+    assert database.run(q.count_by_scan, job_id)["succeeded"] == 3
+
+
+def test_item_states_are_the_documented_ones() -> None:
+    assert [s.value for s in ItemState] == ["queued", "running", "succeeded", "failed", "cancelled"]
