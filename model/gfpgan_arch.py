@@ -27,14 +27,18 @@ class ResBlock(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, in_channels, 3, 1, 1)
         self.conv2 = nn.Conv2d(in_channels, out_channels, 3, 1, 1)
         self.skip = nn.Conv2d(in_channels, out_channels, 1, bias=False)
-        self.scale_factor = 0.5 if mode == "down" else 2.0
+        self.mode = mode
+
+    def resample(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "down":
+            # Bilinear 0.5x with align_corners=False averages each 2x2 block: same numbers, 2-5x faster.
+            return F.avg_pool2d(x, 2)
+        return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.leaky_relu(self.conv1(x), negative_slope=0.2)
-        out = F.interpolate(out, scale_factor=self.scale_factor, mode="bilinear", align_corners=False)
-        out = F.leaky_relu(self.conv2(out), negative_slope=0.2)
-        x = F.interpolate(x, scale_factor=self.scale_factor, mode="bilinear", align_corners=False)
-        return out + self.skip(x)
+        out = F.leaky_relu(self.conv2(self.resample(out)), negative_slope=0.2)
+        return out + self.skip(self.resample(x))
 
 
 def _sft_branch(channels: int, out_channels: int) -> nn.Sequential:
@@ -119,6 +123,22 @@ class GFPGANv1Clean(nn.Module):
         randomize_noise: bool = True,
         **kwargs: object,  # GFPGANer passes `weight`; the clean architecture ignores it, as upstream does
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        style_code, conditions, out_rgbs = self.encode(x, return_rgb=return_rgb)
+        image, _ = self.stylegan_decoder(
+            [style_code],
+            conditions,
+            input_is_latent=self.input_is_latent,
+            randomize_noise=randomize_noise,
+            return_latents=return_latents,
+        )
+        return image, out_rgbs
+
+    def encode(
+        self, x: torch.Tensor, return_rgb: bool = True
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """The U-Net half: style code (B x num_latent x F if `different_w`, else B x F), the SFT conditions
+        [scale_8, shift_8, scale_16, ...] and the intermediate toRGB images. `forward` feeds the first two to
+        the StyleGAN2 decoder; model/inference.py feeds them to its folded-weight decoder."""
         conditions: list[torch.Tensor] = []
         unet_skips: list[torch.Tensor] = []
         out_rgbs: list[torch.Tensor] = []
@@ -139,12 +159,4 @@ class GFPGANv1Clean(nn.Module):
             conditions.append(self.condition_shift[i](feat))
             if return_rgb:
                 out_rgbs.append(self.toRGB[i](feat))
-
-        image, _ = self.stylegan_decoder(
-            [style_code],
-            conditions,
-            input_is_latent=self.input_is_latent,
-            randomize_noise=randomize_noise,
-            return_latents=return_latents,
-        )
-        return image, out_rgbs
+        return style_code, conditions, out_rgbs
