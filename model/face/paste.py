@@ -1,9 +1,11 @@
 """Paste-back: the background upscaled by a pluggable upsampler (Lanczos by default), then every restored
 face warped back with the inverse alignment transform and blended through a soft, feathered mask.
 
-The mask follows GFPGAN's FaceRestoreHelper: the warped face square is eroded by 2*upscale px (so the
-interpolated rim of the warped crop never shows), eroded again by ~1/10 of the face width and blurred
-with a Gaussian of the same width, so the blend ramps smoothly from background to face. Faces that
+The mask follows GFPGAN's FaceRestoreHelper, with a wider feather: the warped face square is eroded by
+2*upscale px (so the interpolated rim of the warped crop never shows), eroded again by 1/10 of its side
+and blurred with a Gaussian (sigma = 1/30 of the side), so the blend ramps smoothly from background to
+face over the outer fifth of the square, where the aligned crop holds background, not the face. (GFPGAN
+ramps over 1/10; with a restored face whose tone differs from the photo that left a visible box.) Faces that
 overlap the photo border are simply cut by it (erosion does not eat in from the border, OpenCV treats
 outside pixels as "inside" for erosion).
 
@@ -18,6 +20,9 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+
+# The blend ramps from 0 at the warped square's edge to 1 at 2/FEATHER_FRACTION of its side inside.
+FEATHER_FRACTION = 10
 
 
 class BackgroundUpsampler(Protocol):
@@ -64,10 +69,11 @@ def soft_face_mask(inverse: np.ndarray, face_size: int, roi: tuple[int, ...], up
     mask = cv2.warpAffine(square, local, (x1 - x0, y1 - y0))
     rim = max(int(2 * upscale), 1)
     mask = cv2.erode(mask, np.ones((rim, rim), np.uint8))
-    edge = int(np.sqrt(mask.sum())) // 20
-    if edge > 0:
-        mask = cv2.erode(mask, np.ones((2 * edge, 2 * edge), np.uint8))
-        mask = cv2.GaussianBlur(mask, (2 * edge + 1, 2 * edge + 1), 0)
+    ramp = int(np.sqrt(mask.sum())) // FEATHER_FRACTION
+    if ramp > 0:
+        kernel = 2 * ramp + 1
+        mask = cv2.erode(mask, np.ones((kernel, kernel), np.uint8))
+        mask = cv2.GaussianBlur(mask, (kernel, kernel), ramp / 3.0)
     return mask
 
 
