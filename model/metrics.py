@@ -122,3 +122,28 @@ def landmark_error(
         raise ValueError(f"expected two (N, 2) landmark arrays, got {a.shape} and {b.shape}")
     distances = np.linalg.norm(a - b, axis=1)
     return float(distances.mean() * at / image_size)
+
+
+def best_threshold(distances: np.ndarray, same: np.ndarray) -> float:
+    """Distance threshold maximising verification accuracy ("same person" when distance < threshold),
+    chosen among the midpoints between consecutive sorted distances (and both ends)."""
+    d = np.sort(np.unique(np.asarray(distances, dtype=np.float64)))
+    candidates = np.concatenate([[d[0] - 1.0], (d[:-1] + d[1:]) / 2, [d[-1] + 1.0]])
+    accuracies = [np.mean((distances < t) == same) for t in candidates]
+    return float(candidates[int(np.argmax(accuracies))])
+
+
+def verification_accuracy(
+    distances: np.ndarray, same: np.ndarray, folds: np.ndarray
+) -> tuple[float, float, list[float]]:
+    """LFW protocol: for each fold, pick the threshold on the other folds and measure accuracy on it.
+    Returns (mean, standard deviation, per-fold accuracies)."""
+    distances, same, folds = np.asarray(distances, float), np.asarray(same, bool), np.asarray(folds)
+    if not (distances.shape == same.shape == folds.shape):
+        raise ValueError("distances, same and folds must have the same length")
+    per_fold = []
+    for fold in np.unique(folds):
+        train, test = folds != fold, folds == fold
+        threshold = best_threshold(distances[train], same[train])
+        per_fold.append(float(np.mean((distances[test] < threshold) == same[test])))
+    return float(np.mean(per_fold)), float(np.std(per_fold)), per_fold

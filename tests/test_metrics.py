@@ -89,3 +89,23 @@ def test_landmark_error_is_rescaled_to_512_pixels():
     assert metrics.landmark_error(ref, ref, image_size=512) == 0.0
     with pytest.raises(ValueError, match="landmark"):
         metrics.landmark_error(ref[:1], ref, image_size=256)
+
+
+def test_best_threshold_separates_separable_pairs():
+    distances = np.array([0.2, 0.3, 0.4, 0.7, 0.8])
+    same = np.array([True, True, True, False, False])
+    assert metrics.best_threshold(distances, same) == pytest.approx(0.55)  # midpoint of 0.4 and 0.7
+
+
+def test_verification_accuracy_by_cross_validation_by_hand():
+    distances = np.array([0.3, 0.6, 0.7, 0.4, 0.2, 0.4, 0.6, 0.8])
+    same = np.array([True, True, False, False, True, True, False, False])
+    folds = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    # Fold 0 is scored with fold 1's threshold 0.5 (it separates fold 1): 0.3 ok, 0.6 no, 0.7 ok, 0.4 no.
+    # Fold 1 is scored with fold 0's: candidates 0.35 and 0.65 both reach 3/4, the first (0.35) wins;
+    # on fold 1: 0.2 ok, 0.4 (same person) no, 0.6 ok, 0.8 ok.
+    mean, std, per_fold = metrics.verification_accuracy(distances, same, folds)
+    assert per_fold == [0.5, 0.75]
+    assert mean == pytest.approx(0.625) and std == pytest.approx(0.125)
+    with pytest.raises(ValueError, match="same length"):
+        metrics.verification_accuracy(distances, same[:3], folds)

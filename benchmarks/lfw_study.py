@@ -1,0 +1,238 @@
+"""Face-recognition study on LFW pairs: does restoration give a face recogniser back what degradation took?
+
+    python benchmarks/lfw_study.py [--lfw ../shared/data/lfw-devtrain] [--pairs-limit 300]
+        [--preset medium ...] [--model PATH] [--out benchmarks/results/lfw_study.json]
+
+For every pair of pairsDevTrain.txt (or an evenly spaced, balanced subset of `--pairs-limit` pairs) both
+250x250 images are embedded with dlib's 128-d face recogniser in three conditions:
+- clean: the LFW image;
+- degraded: `apply_preset(image, preset, seed)` (seed derived from the file name, so both runs and both
+  members of a pair are reproducible);
+- restored: the degraded image through `Restorer.enhance` (detect, align, restore, paste back, 2x), the
+  whole-photo path a user would run.
+The face is found by dlib's HOG detector; when it finds none (degraded inputs) the box falls back to
+the median clean detection box of this LFW set, scaled to the image (deep-funneled LFW is roughly aligned).
+Verification: "same person" when the embedding distance is below a threshold chosen by 10-fold
+cross-validation (the threshold is fitted on 9 folds and scored on the tenth, as the LFW protocol says;
+DevTrain has no official folds, so pair i of each half goes to fold i mod 10). Reported: mean accuracy and
+its standard deviation over folds, and how often the detector found the face.
+
+Embeddings are cached per condition (and model version) in the user cache folder, so the clean and
+degraded conditions are computed once and a new model only costs its restored condition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from model.evaluate import default_cache_dir, read_image  # noqa: E402
+from model.identity import FaceIdentity  # noqa: E402
+from model.metrics import verification_accuracy  # noqa: E402
+
+FOLDS = 10
+
+
+@dataclass(frozen=True)
+class Pair:
+    first: str  # relative image paths under images/
+    second: str
+    same: bool
+    fold: int
+
+
+def image_path(name: str, number: str) -> str:
+    return f"{name}/{name}_{int(number):04d}.jpg"
+
+
+def read_pairs(path: Path, limit: int | None) -> list[Pair]:
+    """Matched then mismatched pairs of an LFW pairs file; `limit` keeps an evenly spaced balanced subset."""
+    lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    count = int(lines[0][0])
+    matched = [(image_path(n, a), image_path(n, b), True) for n, a, b in lines[1 : 1 + count]]
+    mismatched = [
+        (image_path(n1, a), image_path(n2, b), False) for n1, a, n2, b in lines[1 + count : 1 + 2 * count]
+    ]
+    pairs = []
+    for half in (matched, mismatched):
+        keep = len(half) if limit is None else min(len(half), limit // 2)
+        indices = np.linspace(0, len(half) - 1, keep).round().astype(int) if keep else []
+        pairs += [Pair(*half[i], fold=k % FOLDS) for k, i in enumerate(indices)]
+    return pairs
+
+
+def stable_seed(name: str) -> int:
+    return int.from_bytes(hashlib.sha1(name.encode()).digest()[:4], "little")
+
+
+class EmbeddingCache:
+    """name -> (embedding, detected) for one condition, stored as one .npz."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.values: dict[str, tuple[np.ndarray, bool]] = {}
+        if path.is_file():
+            with np.load(path) as data:
+                for name, emb, det in zip(data["names"], data["embeddings"], data["detected"], strict=True):
+                    self.values[str(name)] = (emb, bool(det))
+        self.dirty = False
+
+    def save(self) -> None:
+        if not self.dirty or not self.values:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        names = sorted(self.values)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(
+            tmp,
+            names=np.array(names),
+            embeddings=np.stack([self.values[n][0] for n in names]),
+            detected=np.array([self.values[n][1] for n in names]),
+        )
+        tmp.replace(self.path)
+
+
+def clean_fallback_box(identity: FaceIdentity, images: dict[str, np.ndarray]) -> tuple[float, ...]:
+    """Median HOG detection box on the clean images, as fractions of the image side."""
+    boxes = []
+    for img in images.values():
+        found = identity.detect(img)
+        if found:
+            h, w = img.shape[:2]
+            left, top, right, bottom = found[0]
+            boxes.append((left / w, top / h, (right + 1) / w, (bottom + 1) / h))
+    if not boxes:
+        raise RuntimeError("no face detected in any clean LFW image")
+    return tuple(float(v) for v in np.median(np.array(boxes), axis=0))
+
+
+def embed_condition(
+    name: str,
+    images: dict[str, np.ndarray],
+    transform,
+    identity: FaceIdentity,
+    fallback: tuple[float, ...],
+    cache_dir: Path,
+) -> dict[str, tuple[np.ndarray, bool]]:
+    cache = EmbeddingCache(cache_dir / f"{name}.npz")
+    start, todo = time.perf_counter(), [k for k in images if k not in cache.values]
+    for i, key in enumerate(todo, 1):
+        analysis = identity.analyze(transform(key, images[key]), fallback=fallback)
+        cache.values[key] = (analysis.embedding, analysis.detected)
+        cache.dirty = True
+        if i % 50 == 0:
+            print(f"  {name}: {i}/{len(todo)} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+            cache.save()
+    cache.save()
+    return {k: cache.values[k] for k in images}
+
+
+def score(pairs: list[Pair], embeddings: dict[str, tuple[np.ndarray, bool]]) -> dict:
+    distances = np.array([np.linalg.norm(embeddings[p.first][0] - embeddings[p.second][0]) for p in pairs])
+    same = np.array([p.same for p in pairs])
+    folds = np.array([p.fold for p in pairs])
+    mean, std, per_fold = verification_accuracy(distances, same, folds)
+    detected = np.mean([embeddings[k][1] for k in {x for p in pairs for x in (p.first, p.second)}])
+    return {"accuracy": mean, "fold_std": std, "per_fold": per_fold, "detection_rate": float(detected)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lfw", type=Path, default=REPO.parent / "shared" / "data" / "lfw-devtrain")
+    parser.add_argument("--pairs-limit", type=int, default=300, help="balanced subset size (0 = all 2,200)")
+    parser.add_argument("--preset", action="append", choices=("mild", "medium", "severe"))
+    parser.add_argument("--model", default=None, help="checkpoint (default: the shipped default model)")
+    parser.add_argument("--no-restore", action="store_true", help="only clean and degraded conditions")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "lfw_study.json")
+    args = parser.parse_args()
+
+    from model.degradations import apply_preset
+
+    presets = args.preset or ["mild", "medium", "severe"]
+    pairs = read_pairs(args.lfw / "pairsDevTrain.txt", args.pairs_limit or None)
+    keys = sorted({x for p in pairs for x in (p.first, p.second)})
+    images = {k: read_image(args.lfw / "images" / k) for k in keys}
+    identity = FaceIdentity()
+    fallback = clean_fallback_box(identity, images)
+    cache_dir = default_cache_dir() / "lfw"
+    start = time.perf_counter()
+    print(
+        f"{len(pairs)} pairs, {len(keys)} images, fallback box {np.round(fallback, 3).tolist()}",
+        file=sys.stderr,
+    )
+
+    def degrade(preset):
+        return lambda key, img: apply_preset(img, preset, seed=stable_seed(key))
+
+    rows = {
+        "clean": score(
+            pairs, embed_condition("clean", images, lambda k, im: im, identity, fallback, cache_dir)
+        )
+    }
+    restorer = None
+    if not args.no_restore:
+        from model.restorer import Restorer
+
+        restorer = Restorer(args.model)
+    for preset in presets:
+        embedded = embed_condition(
+            f"degraded-{preset}", images, degrade(preset), identity, fallback, cache_dir
+        )
+        rows[f"degraded {preset}"] = score(pairs, embedded)
+        if restorer is not None:
+
+            def restore(key, img, preset=preset):
+                _, _, restored = restorer.enhance(apply_preset(img, preset, seed=stable_seed(key)))
+                return restored
+
+            condition = f"restored-{preset}-{restorer.model_version}"
+            embedded = embed_condition(condition, images, restore, identity, fallback, cache_dir)
+            rows[f"restored {preset}"] = score(pairs, embedded)
+
+    result = {
+        "pairs": len(pairs),
+        "matched": sum(p.same for p in pairs),
+        "images": len(keys),
+        "pairs_file": str(args.lfw / "pairsDevTrain.txt"),
+        "subset": "all"
+        if not args.pairs_limit
+        else f"evenly spaced {args.pairs_limit // 2} matched + mismatched",
+        "model": restorer.model_version if restorer else None,
+        "folds": FOLDS,
+        "fallback_box": fallback,
+        "wall_seconds": time.perf_counter() - start,
+        "conditions": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(markdown_table(result))
+    return 0
+
+
+def markdown_table(result: dict) -> str:
+    lines = [
+        f"LFW DevTrain, {result['pairs']} pairs ({result['subset']}), {result['folds']}-fold CV, "
+        f"model `{result['model']}`.",
+        "",
+        "| condition | accuracy | fold std | face detected |",
+        "|---|---|---|---|",
+    ]
+    for name, row in result["conditions"].items():
+        lines.append(
+            f"| {name} | {row['accuracy']:.3f} | {row['fold_std']:.3f} | {row['detection_rate']:.0%} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
