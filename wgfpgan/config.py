@@ -37,6 +37,7 @@ class Settings:
     chunk_size: int = 8  # item ids per Celery message
     lease_seconds: float = 900.0  # how long a claimed item stays reserved for its worker
     s3_max_attempts: int = 5  # botocore "standard" retry mode attempts per S3 request
+    face_batch: int = 8  # faces per generator forward pass in a worker
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -51,6 +52,7 @@ class Settings:
             chunk_size=int(env.get("WGFPGAN_CHUNK_SIZE") or 8),
             lease_seconds=float(env.get("WGFPGAN_LEASE_SECONDS") or 900),
             s3_max_attempts=int(env.get("WGFPGAN_S3_MAX_ATTEMPTS") or 5),
+            face_batch=int(env.get("WGFPGAN_FACE_BATCH") or 8),
         )
 
 

@@ -1,0 +1,185 @@
+"""Processing items: the single implementation shared by the Celery task and the embedded runner.
+
+For each item id: claim it (queued -> running with a lease), read the source, restore it with the
+`Restorer` (loaded once per process), write the output atomically at DEST/relative-key (extension per
+the result), and record `succeeded` (faces, timings, input sha256, model version) or `failed` (a stable
+error code + a readable message). One item's failure never stops the others.
+
+Transient trouble (storage unreachable, an outage longer than the DB layer's own retries) is retried
+with backoff and, if it persists, the item is handed back (running -> queued) rather than failed: an
+archive item must never be marked failed because a server blinked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from db import Database, queries
+from db.queries import ClaimedItem
+from wgfpgan import storage
+from wgfpgan.config import Settings, mask_url
+
+log = logging.getLogger(__name__)
+
+_restorer: Any = None
+_restorer_lock = threading.Lock()
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def get_restorer(settings: Settings) -> Any:
+    """The process-wide Restorer, loaded on first use (after a fork, never before)."""
+    global _restorer
+    with _restorer_lock:
+        if _restorer is None:
+            from model import Restorer
+
+            _restorer = Restorer(settings.model_path, device=settings.device, batch_size=settings.face_batch)
+            log.info("model %s loaded on %s", _restorer.model_version, settings.device)
+        return _restorer
+
+
+@dataclass(frozen=True)
+class Outcome:
+    item_id: int
+    status: str  # succeeded | failed | skipped (not queued) | released (handed back) | lost (claim expired)
+    code: str | None = None
+    message: str | None = None
+
+
+class Transient(Exception):
+    """Storage or DB trouble that outlasted the retries: hand the item back."""
+
+
+class ItemProcessor:
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        *,
+        restorer: Any = None,
+        transient_retry_seconds: float = 60.0,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self._restorer = restorer
+        self.transient_retry_seconds = transient_retry_seconds
+        self._jobs: dict[int, tuple[str, dict[str, Any]]] = {}
+
+    @property
+    def restorer(self) -> Any:
+        if self._restorer is None:
+            self._restorer = get_restorer(self.settings)
+        return self._restorer
+
+    def process_chunk(self, item_ids: Sequence[int], should_stop: Callable[[], bool] = bool) -> list[Outcome]:
+        """Process items in order; stop early (leaving the rest queued) when `should_stop()` says so."""
+        outcomes = []
+        for item_id in item_ids:
+            if should_stop():
+                break
+            outcomes.append(self.process_item(item_id))
+        return outcomes
+
+    def process_item(self, item_id: int) -> Outcome:
+        claim = self.database.run(
+            queries.claim_item, item_id, worker_id=worker_id(), lease_seconds=self.settings.lease_seconds
+        )
+        if claim is None:
+            return Outcome(item_id, "skipped")  # done, cancelled, or being processed elsewhere
+        started = time.perf_counter()
+        try:
+            return self._restore(claim, started)
+        except Transient as exc:
+            reason = mask_url(str(exc))
+            log.warning("item %s handed back: %s", item_id, reason)
+            self.database.run(queries.release_item, claim, reason=reason)
+            return Outcome(item_id, "released", "transient", reason)
+
+    def _restore(self, claim: ClaimedItem, started: float) -> Outcome:
+        from model.imageio import ImageError
+
+        dest, options = self._job(claim.job_id)
+        try:
+            data = self._with_retries(storage.read_bytes, claim.source_uri)
+        except storage.StorageError as exc:
+            return self._fail(claim, exc.code, str(exc), started)
+        sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            result = self.restorer.restore_bytes(
+                data,
+                name=claim.rel_key,
+                out_ext=options.get("ext", "auto"),
+                weight=options.get("weight"),
+                upscale=options.get("upscale"),
+            )
+        except ImageError as exc:
+            return self._fail(claim, exc.code, str(exc), started, sha256)
+        except MemoryError:
+            return self._fail(claim, "out_of_memory", "not enough memory for this photo", started, sha256)
+        except Exception as exc:  # a model bug must not stop the chunk; keep the reason visible
+            log.exception("item %s: unexpected error", claim.id)
+            return self._fail(claim, "internal_error", f"{type(exc).__name__}: {exc}", started, sha256)
+        try:
+            output_uri = storage.safe_join(dest, storage.with_extension(claim.rel_key, result.ext))
+        except storage.UnsafeKey as exc:
+            return self._fail(claim, exc.code, str(exc), started, sha256)
+        try:
+            self._with_retries(storage.write_bytes_atomic, output_uri, result.data)
+        except storage.StorageError as exc:
+            return self._fail(claim, "write_failed", str(exc), started, sha256)
+        recorded = self.database.run(
+            queries.record_success,
+            claim,
+            output_uri=output_uri,
+            faces=result.faces,
+            restore_seconds=result.seconds,
+            total_seconds=time.perf_counter() - started,
+            input_sha256=sha256,
+            model_version=self.restorer.model_version,
+        )
+        return Outcome(claim.id, "succeeded" if recorded else "lost")
+
+    def _fail(
+        self, claim: ClaimedItem, code: str, message: str, started: float, sha256: str | None = None
+    ) -> Outcome:
+        recorded = self.database.run(
+            queries.record_failure,
+            claim,
+            code=code,
+            message=message,
+            total_seconds=time.perf_counter() - started,
+            input_sha256=sha256,
+        )
+        return Outcome(claim.id, "failed" if recorded else "lost", code, message)
+
+    def _job(self, job_id: int) -> tuple[str, dict[str, Any]]:
+        if job_id not in self._jobs:
+            job = self.database.run(queries.get_job, job_id)
+            self._jobs[job_id] = (job.dest, dict(job.options or {}))
+        return self._jobs[job_id]
+
+    def _with_retries(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call a storage function, retrying TransientStorageError with backoff; Transient at the end."""
+        deadline = time.monotonic() + self.transient_retry_seconds
+        delay = 0.5
+        while True:
+            try:
+                return fn(*args)
+            except storage.TransientStorageError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise Transient(str(exc)) from exc
+                log.warning("storage unavailable (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay * (1 + random.random() / 2))
+                delay = min(delay * 2, 10.0)
