@@ -84,6 +84,7 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
 
 def run_restore(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(stderr=True, highlight=False)
     if not args.input.exists():
@@ -107,7 +108,7 @@ def run_restore(args: argparse.Namespace) -> int:
         f"{time.perf_counter() - started:.1f} s; {failed} failed; results in {args.output}"
     )
     for name, reason in summary.failures:
-        console.print(f"  [red]FAILED[/red] {name}: {reason}")
+        console.print(f"  [red]FAILED[/red] {escape(name)}: {escape(reason)}")
     return 1 if failed else 0
 
 
@@ -129,6 +130,7 @@ def _build_restorer(args: argparse.Namespace):
 
 
 def _restore_all(restorer, paths: list[Path], writer: OutputWriter, args, console) -> RestoreSummary:
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from model.imageio import ImageError
@@ -139,16 +141,18 @@ def _restore_all(restorer, paths: list[Path], writer: OutputWriter, args, consol
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("restoring", total=len(paths))
         for path in paths:
-            progress.update(task, description=f"restoring {path.name}")
+            progress.update(task, description=f"restoring {escape(path.name)}")
+            reason = None
             try:
                 summary.faces += _restore_one(restorer, path, names[path], writer, args)
                 summary.photos += 1
             except ImageError as exc:
-                summary.failures.append((path.name, f"{exc} [{exc.code}]"))
-                progress.console.print(f"[red]skipped[/red] {path.name}: {exc} [{exc.code}]")
+                reason = f"{exc.code}: {exc}"
             except (OSError, ValueError, MemoryError) as exc:  # unreadable file, out of memory: skip, go on
-                summary.failures.append((path.name, f"{type(exc).__name__}: {exc}"))
-                progress.console.print(f"[red]skipped[/red] {path.name}: {type(exc).__name__}: {exc}")
+                reason = f"{type(exc).__name__}: {exc}"
+            if reason:
+                summary.failures.append((path.name, reason))
+                progress.console.print(f"[red]skipped[/red] {escape(path.name)}: {escape(reason)}")
             progress.advance(task)
     return summary
 

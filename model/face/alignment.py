@@ -35,8 +35,6 @@ FFHQ_TEMPLATE_512 = np.array(
     dtype=np.float64,
 )
 DLIB5_TEMPLATE_FILE = Path(__file__).with_name("dlib5_template.json")
-# Fill colour of crop pixels that fall outside the photo (facexlib's value, BGR).
-CROP_BORDER_VALUE = (135, 133, 132)
 
 
 def template_points(face_size: int) -> np.ndarray:
@@ -98,12 +96,9 @@ def alignment_matrix(landmarks: np.ndarray, face_size: int) -> np.ndarray:
 
 
 def warp_face(image: np.ndarray, matrix: np.ndarray, face_size: int) -> np.ndarray:
-    """Cut the aligned face crop out of `image`; parts outside the photo get facexlib's gray."""
+    """Cut the aligned face crop out of `image`. Parts outside the photo are mirrored in (as FFHQ's own
+    alignment pads), not filled with facexlib's flat gray: a flat fill would be interpolated into the
+    photo's edge pixels at paste-back and draw a line along the border."""
     return cv2.warpAffine(
-        image,
-        matrix,
-        (face_size, face_size),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=CROP_BORDER_VALUE,
+        image, matrix, (face_size, face_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
     )

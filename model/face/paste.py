@@ -90,7 +90,10 @@ def paste_faces(
     for face, matrix in zip(faces, matrices, strict=True):
         face_size = face.shape[0]
         inverse = inverse_affine(matrix, upscale)
-        roi = _face_roi(inverse, face_size, 2, background.shape[:2])
+        # Margin: the warped square reaches half a crop pixel beyond its corner centres; the mask must
+        # fall to zero inside the ROI, or the erosion (which treats outside-ROI pixels as inside) stalls.
+        crop_pixel = int(np.ceil(np.abs(inverse[:, :2]).sum(axis=1).max()))
+        roi = _face_roi(inverse, face_size, crop_pixel + 2, background.shape[:2])
         x0, y0, x1, y1 = roi
         if x1 <= x0 or y1 <= y0:
             continue  # the face lies entirely outside the photo
