@@ -190,3 +190,19 @@ def test_decode_from_path(tmp_path):
 def test_encode_jpeg_refuses_alpha():
     with pytest.raises(ValueError):
         encode_image(gradient_rgb(), alpha=np.zeros((48, 64), np.uint8), ext="jpg")
+
+
+@pytest.mark.parametrize("ext", [".tiff", ".webp", ".bmp"])
+def test_other_lossless_formats(ext):
+    bgr = gradient_rgb()[:, :, ::-1].copy()
+    params = [cv2.IMWRITE_WEBP_QUALITY, 101] if ext == ".webp" else []
+    image = decode_image(cv2.imencode(ext, bgr, params)[1].tobytes())
+    np.testing.assert_array_equal(image.pixels, bgr)
+    assert output_extension(image) == "png"
+
+
+def test_16_bit_tiff():
+    bgr16 = np.random.default_rng(2).integers(0, 65535, (40, 30, 3), dtype=np.uint16)
+    image = decode_image(cv2.imencode(".tiff", bgr16)[1].tobytes())
+    assert image.source_format == "TIFF" and image.bit_depth == 16
+    np.testing.assert_array_equal(image.pixels, bgr16)
