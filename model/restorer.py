@@ -7,7 +7,7 @@ ignores it, which equals our default 1.0), and gray / alpha / 16-bit photos are 
 
 `restore_bytes` is what the CLI, the worker and the web UI call: encoded photo in, encoded photo out,
 `ImageError` for every bad input. The generator forward pass lives only in `model.inference.FaceEngine`;
-all faces of one photo go to it in one call, which it runs in chunks of `batch_size`.
+all faces of one photo go to it in batches of `batch_size` (one call for up to `batch_size` faces).
 """
 
 from __future__ import annotations
@@ -131,6 +131,7 @@ class Restorer:
 
             engine = FaceEngine.load(model_path, device=device, mode=mode, batch_size=batch_size)
         self.engine = engine
+        self.batch_size = max(1, batch_size)
         self.upscale = _check_upscale(upscale)
         self.max_pixels = max_pixels
         self.max_output_pixels = max_output_pixels
@@ -158,11 +159,13 @@ class Restorer:
 
     # -- restoration --------------------------------------------------------------------------------------
     def restore_faces(self, crops: Sequence[np.ndarray], weight: float = 1.0) -> list[np.ndarray]:
-        """Restore aligned uint8 BGR crops of `face_size` in one engine call (the engine runs the generator
-        in chunks of `batch_size`), blended by `weight`."""
+        """Restore aligned uint8 BGR crops of `face_size`, `batch_size` faces per engine call (one generator
+        forward each), blended by `weight`."""
         if weight == 0.0 or not crops:  # the blend would discard the generator's output anyway
             return blend_faces(crops, crops, weight)
-        restored = list(self.engine.restore(np.stack(crops)))
+        restored: list[np.ndarray] = []
+        for start in range(0, len(crops), self.batch_size):  # bounded memory for crowds of faces
+            restored.extend(self.engine.restore(np.stack(crops[start : start + self.batch_size])))
         return blend_faces(crops, restored, weight)
 
     def enhance(
