@@ -22,7 +22,7 @@ import numpy as np
 
 from model.face.alignment import alignment_matrix, warp_face
 from model.face.detection import AlignedFace, DetectedFace, DlibDetector, FaceDetector
-from model.face.paste import BackgroundUpsampler, LanczosUpsampler, paste_faces
+from model.face.paste import BackgroundUpsampler, LanczosUpsampler, as_background_upsampler, paste_faces
 from model.imageio import (
     DEFAULT_MAX_PIXELS,
     DecodedImage,
@@ -115,7 +115,7 @@ class Restorer:
     def __init__(
         self,
         model_path: str | None = None,
-        device: str = "cpu",
+        device: str | None = "cpu",
         upscale: int = 2,
         *,
         mode: str = "auto",
@@ -123,20 +123,31 @@ class Restorer:
         max_output_pixels: int = 4 * DEFAULT_MAX_PIXELS,
         batch_size: int = 8,
         detector: FaceDetector | None = None,
-        bg_upsampler: BackgroundUpsampler | None = None,
+        bg_upsampler: BackgroundUpsampler | object | None = None,
         engine: FaceModel | None = None,
+        arch: str = "clean",
+        channel_multiplier: int | None = None,
     ):
+        """`arch` and `channel_multiplier` are accepted so GFPGANer(...) keyword calls work unchanged: only
+        the clean architecture exists here and its configuration is read from the weights, so
+        `channel_multiplier` is not needed. `bg_upsampler` may also be a RealESRGANer (anything with
+        GFPGANer's `enhance(img, outscale=...)`)."""
+        if arch != "clean":
+            raise ValueError(
+                f"arch {arch!r} is not supported: only 'clean' (GFPGANv1Clean, v1.2-v1.4 weights)"
+            )
+        del channel_multiplier  # inferred from the checkpoint's tensor shapes
         if engine is None:
             from model.inference import FaceEngine
 
-            engine = FaceEngine.load(model_path, device=device, mode=mode, batch_size=batch_size)
+            engine = FaceEngine.load(model_path, device=device or "cpu", mode=mode, batch_size=batch_size)
         self.engine = engine
         self.batch_size = max(1, batch_size)
         self.upscale = _check_upscale(upscale)
         self.max_pixels = max_pixels
         self.max_output_pixels = max_output_pixels
         self.detector = detector if detector is not None else DlibDetector()
-        self.bg_upsampler = bg_upsampler if bg_upsampler is not None else LanczosUpsampler()
+        self.bg_upsampler = as_background_upsampler(bg_upsampler)
 
     @property
     def face_size(self) -> int:

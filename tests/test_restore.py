@@ -132,6 +132,32 @@ def test_enhance_keeps_alpha():
     np.testing.assert_array_equal(output[:, :, 3], LanczosUpsampler().upsample(rgba[:, :, 3], 2))
 
 
+class FakeRealESRGANer:
+    """GFPGANer's background upsampler interface: enhance(img, outscale) -> (image, mode)."""
+
+    def enhance(self, img: np.ndarray, outscale: float) -> tuple[np.ndarray, str]:
+        height, width = img.shape[:2]
+        size = (int(width * outscale), int(height * outscale))
+        return cv2.resize(img, size, interpolation=cv2.INTER_NEAREST), "RGB"
+
+
+def test_gfpganer_keyword_call_and_realesrgan_background():
+    image = np.tile(np.linspace(20, 230, 80, dtype=np.float32), (60, 1)).astype(np.uint8)
+    image = cv2.merge([image, image, 255 - image])
+    restorer = Restorer(
+        upscale=2,
+        arch="clean",
+        channel_multiplier=2,
+        bg_upsampler=FakeRealESRGANer(),
+        engine=IdentityEngine(),
+        detector=FixedDetector([]),
+    )
+    _, _, output = restorer.enhance(image, has_aligned=False, only_center_face=False, paste_back=True)
+    np.testing.assert_array_equal(output, FakeRealESRGANer().enhance(image, 2)[0])
+    with pytest.raises(ValueError, match="original"):
+        Restorer(arch="original", engine=IdentityEngine())
+
+
 # -- restore_bytes ---------------------------------------------------------------------------------------
 def test_restore_bytes_jpeg_deterministic(tiny_restorer, photo_bytes):
     first = tiny_restorer.restore_bytes(photo_bytes, name="01.jpg")

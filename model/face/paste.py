@@ -41,6 +41,32 @@ class LanczosUpsampler:
         return cv2.resize(image, (width * scale, height * scale), interpolation=cv2.INTER_LANCZOS4)
 
 
+class EnhancerUpsampler:
+    """Adapts a GFPGANer-style background upsampler (e.g. Real-ESRGAN's RealESRGANer, whose
+    `enhance(img, outscale=s)` returns `(image, mode)`) to `BackgroundUpsampler`."""
+
+    def __init__(self, enhancer: object):
+        self.enhancer = enhancer
+
+    def upsample(self, image: np.ndarray, scale: int) -> np.ndarray:
+        output = self.enhancer.enhance(image, outscale=scale)[0]
+        height, width = image.shape[:2]
+        if output.shape[:2] != (height * scale, width * scale):  # e.g. a fixed x4 model
+            output = cv2.resize(output, (width * scale, height * scale), interpolation=cv2.INTER_LANCZOS4)
+        return output.astype(image.dtype, copy=False)
+
+
+def as_background_upsampler(upsampler: object | None) -> BackgroundUpsampler:
+    """None -> Lanczos; an object with `upsample` as is; one with GFPGANer's `enhance` adapted."""
+    if upsampler is None:
+        return LanczosUpsampler()
+    if hasattr(upsampler, "upsample"):
+        return upsampler  # type: ignore[return-value]
+    if hasattr(upsampler, "enhance"):
+        return EnhancerUpsampler(upsampler)
+    raise TypeError(f"{type(upsampler).__name__} is not a background upsampler (needs upsample or enhance)")
+
+
 def inverse_affine(matrix: np.ndarray, upscale: int) -> np.ndarray:
     """2x3 transform from the aligned crop to the photo upscaled by `upscale` (pixel-centre aligned,
     matching cv2.resize)."""
