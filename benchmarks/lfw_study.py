@@ -146,22 +146,19 @@ def score(pairs: list[Pair], embeddings: dict[str, tuple[np.ndarray, bool]]) -> 
     return {"accuracy": mean, "fold_std": std, "per_fold": per_fold, "detection_rate": float(detected)}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lfw", type=Path, default=REPO.parent / "shared" / "data" / "lfw-devtrain")
-    parser.add_argument("--pairs-limit", type=int, default=300, help="balanced subset size (0 = all 2,200)")
-    parser.add_argument("--preset", action="append", choices=("mild", "medium", "severe"))
-    parser.add_argument("--model", default=None, help="checkpoint (default: the shipped default model)")
-    parser.add_argument("--no-restore", action="store_true", help="only clean and degraded conditions")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "lfw_study.json")
-    args = parser.parse_args()
-
+def run_study(
+    lfw_dir: Path,
+    pairs_limit: int | None = 300,
+    presets: list[str] | tuple[str, ...] = ("mild", "medium", "severe"),
+    model: str | None = None,
+    restore: bool = True,
+) -> dict:
+    """Embed every condition (cached), score the pairs and return the result dict written as JSON."""
     from model.degradations import apply_preset
 
-    presets = args.preset or ["mild", "medium", "severe"]
-    pairs = read_pairs(args.lfw / "pairsDevTrain.txt", args.pairs_limit or None)
+    pairs = read_pairs(lfw_dir / "pairsDevTrain.txt", pairs_limit or None)
     keys = sorted({x for p in pairs for x in (p.first, p.second)})
-    images = {k: read_image(args.lfw / "images" / k) for k in keys}
+    images = {k: read_image(lfw_dir / "images" / k) for k in keys}
     identity = FaceIdentity()
     fallback = clean_fallback_box(identity, images)
     cache_dir = default_cache_dir() / "lfw"
@@ -171,48 +168,62 @@ def main() -> int:
         file=sys.stderr,
     )
 
-    def degrade(preset):
+    def degraded(preset):
         return lambda key, img: apply_preset(img, preset, seed=stable_seed(key))
 
-    rows = {
-        "clean": score(
-            pairs, embed_condition("clean", images, lambda k, im: im, identity, fallback, cache_dir)
-        )
-    }
+    clean = embed_condition("clean", images, lambda key, img: img, identity, fallback, cache_dir)
+    rows = {"clean": score(pairs, clean)}
     restorer = None
-    if not args.no_restore:
+    if restore:
         from model.restorer import Restorer
 
-        restorer = Restorer(args.model)
+        restorer = Restorer(model)
     for preset in presets:
         embedded = embed_condition(
-            f"degraded-{preset}", images, degrade(preset), identity, fallback, cache_dir
+            f"degraded-{preset}", images, degraded(preset), identity, fallback, cache_dir
         )
         rows[f"degraded {preset}"] = score(pairs, embedded)
         if restorer is not None:
 
-            def restore(key, img, preset=preset):
-                _, _, restored = restorer.enhance(apply_preset(img, preset, seed=stable_seed(key)))
-                return restored
+            def restored(key, img, preset=preset):
+                return restorer.enhance(apply_preset(img, preset, seed=stable_seed(key)))[2]
 
             condition = f"restored-{preset}-{restorer.model_version}"
-            embedded = embed_condition(condition, images, restore, identity, fallback, cache_dir)
+            embedded = embed_condition(condition, images, restored, identity, fallback, cache_dir)
             rows[f"restored {preset}"] = score(pairs, embedded)
 
-    result = {
+    return {
         "pairs": len(pairs),
         "matched": sum(p.same for p in pairs),
         "images": len(keys),
-        "pairs_file": str(args.lfw / "pairsDevTrain.txt"),
-        "subset": "all"
-        if not args.pairs_limit
-        else f"evenly spaced {args.pairs_limit // 2} matched + mismatched",
+        "pairs_file": str(lfw_dir / "pairsDevTrain.txt"),
+        "subset": "all 2,200"
+        if not pairs_limit
+        else f"evenly spaced {pairs_limit // 2} matched + {pairs_limit // 2} mismatched",
         "model": restorer.model_version if restorer else None,
         "folds": FOLDS,
         "fallback_box": fallback,
         "wall_seconds": time.perf_counter() - start,
         "conditions": rows,
     }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lfw", type=Path, default=REPO.parent / "shared" / "data" / "lfw-devtrain")
+    parser.add_argument("--pairs-limit", type=int, default=300, help="balanced subset size (0 = all 2,200)")
+    parser.add_argument("--preset", action="append", choices=("mild", "medium", "severe"))
+    parser.add_argument("--model", default=None, help="checkpoint (default: the shipped default model)")
+    parser.add_argument("--no-restore", action="store_true", help="only clean and degraded conditions")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "lfw_study.json")
+    args = parser.parse_args()
+    result = run_study(
+        args.lfw,
+        args.pairs_limit,
+        args.preset or ("mild", "medium", "severe"),
+        args.model,
+        not args.no_restore,
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(markdown_table(result))

@@ -579,7 +579,7 @@ def write_real_report(scores: list[RealScore], out_dir: Path, real_dir: Path, ve
         "images": len(scores),
         "model": version,
         "faces_restored": sum(s.faces for s in scores),
-        "images_without_faces": sum(1 for s in scores if s.faces == 0),
+        "images_without_detected_faces": sum(1 for s in scores if s.faces == 0 or s.aligned),
         "restored_as_aligned": sum(1 for s in scores if s.aligned),
         "dlib_faces_before": sum(s.dlib_faces_before for s in scores),
         "dlib_faces_after": sum(s.dlib_faces_after for s in scores),
