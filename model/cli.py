@@ -18,6 +18,7 @@ from pathlib import Path
 from model import eval_cli
 
 EXT_CHOICES = ("auto", "png", "jpg")
+MAX_UPSCALE = 8  # as model.restorer.MAX_UPSCALE (not imported: that module loads cv2)
 
 
 def register(subparsers) -> None:
@@ -34,7 +35,9 @@ def register_restore(subparsers) -> None:
     )
     parser.add_argument("-i", "--input", required=True, type=Path, help="a photo or a folder of photos")
     parser.add_argument("-o", "--output", default=Path("results"), type=Path, help="output folder")
-    parser.add_argument("-s", "--upscale", type=int, default=2, help="final upscale factor (default 2)")
+    parser.add_argument(
+        "-s", "--upscale", type=upscale_factor, default=2, help="final upscale 1..8 (default 2)"
+    )
     parser.add_argument(
         "--model", default=None, help="checkpoint (.pth/.onnx; default: WGFPGAN_MODEL or shipped)"
     )
@@ -48,7 +51,11 @@ def register_restore(subparsers) -> None:
     )
     parser.add_argument("--suffix", default=None, help="suffix of the restored face and photo file names")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: WGFPGAN_DEVICE or cpu)")
-    parser.add_argument("--mode", default="auto", help="inference mode of the FaceEngine (default auto)")
+    parser.add_argument(
+        "--mode",
+        default="auto",
+        help="FaceEngine mode: auto, eager, channels_last, bf16 or onnx (default auto)",
+    )
     parser.add_argument("--batch", type=int, default=8, help="faces per generator call (default 8)")
     parser.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="dlib face detector")
     parser.add_argument(
@@ -58,6 +65,13 @@ def register_restore(subparsers) -> None:
         help="refuse larger photos (default 80, checked from the header)",
     )
     parser.set_defaults(handler=run_restore)
+
+
+def upscale_factor(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_UPSCALE:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to {MAX_UPSCALE}")
+    return value
 
 
 @dataclass
