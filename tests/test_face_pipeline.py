@@ -20,7 +20,7 @@ from model.face.paste import LanczosUpsampler, inverse_affine, paste_faces, soft
 from model.imageio import decode_image
 
 # Faces per whole photo, counted by eye on the photos with the detections drawn (every box on a face,
-# every visible frontal face boxed). 58 faces in all; the Solvay photo has 29 faces of 38-55 px.
+# every visible frontal face boxed). 59 faces in all; the Solvay photo has 29 faces of 38-55 px.
 REALWORLD_FACES = {
     "CodeFormer/inputs/whole_imgs/00.jpg": 4,
     "CodeFormer/inputs/whole_imgs/01.jpg": 4,
