@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,9 +135,7 @@ class FoldedGenerator(nn.Module):
         out.add_(self.noise_terms[layer])
         return F.leaky_relu_(out, 0.2)
 
-    def _to_rgb(
-        self, to_rgb: ToRGB, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None
-    ) -> torch.Tensor:
+    def _to_rgb(self, to_rgb: ToRGB, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
         weight = self._convert(folded_weight(to_rgb.modulated_conv, style))
         out = F.conv2d(x, weight).float() + to_rgb.bias
         if skip is not None:
@@ -173,9 +172,7 @@ class FoldedGenerator(nn.Module):
             style_code = dec.style_mlp(style_code)
         if style_code.ndim == 2:
             style_code = style_code.unsqueeze(1).expand(-1, dec.num_latent, -1)
-        faces = [
-            self.decode(style_code[b], [c[b : b + 1] for c in conditions]) for b in range(style_code.shape[0])
-        ]
+        faces = [self.decode(style_code[b], [c[b : b + 1] for c in conditions]) for b in range(style_code.shape[0])]
         return torch.cat(faces)
 
 
@@ -194,9 +191,7 @@ class ImageOnly(nn.Module):
         return self.net(x, return_rgb=False, randomize_noise=False)[0]
 
 
-def onnx_bytes(
-    net: GFPGANv1Clean, model_version: str, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True
-) -> bytes:
+def onnx_bytes(net: GFPGANv1Clean, model_version: str, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True) -> bytes:
     """Serialised ONNX model of `net` (fp32) with its config, face size and version in the metadata."""
     import onnx
 
@@ -204,8 +199,11 @@ def onnx_bytes(
     dummy = torch.zeros(1, 3, size, size)
     axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None
     buffer = io.BytesIO()
-    with torch.no_grad():
-        # The TorchScript exporter: robust on this graph and fast; the dynamo exporter gives the same numbers.
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter: robust on this graph and quick. Its deprecation notice and the tracer's
+        # note on the SFT channel split (a constant per model) are expected.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             ImageOnly(net.eval()).cpu(),
             (dummy,),
@@ -296,27 +294,34 @@ class FaceEngine:
         cls, model_path: str | Path | None, device: str = "cpu", mode: str = "auto", batch_size: int = 8
     ) -> FaceEngine:
         """Load a generator checkpoint (or an exported .onnx) and prepare it for `mode` on `device`."""
-        dev = torch.device(device)
         path = Path(model_path) if model_path is not None else default_model_path()
-        resolved = resolve_mode(mode, dev, onnx_model=path.suffix.lower() == ".onnx")
         if path.suffix.lower() == ".onnx":
-            return cls._from_onnx_file(path, dev, batch_size)
+            resolve_mode(mode, torch.device(device), onnx_model=True)  # rejects torch-only modes
+            return cls._from_onnx_file(path, torch.device(device), batch_size)
         net = load_generator(path, "cpu")
-        version = checkpoint_id(path)
+        return cls.from_generator(net, checkpoint_id(path), device=device, mode=mode, batch_size=batch_size)
+
+    @classmethod
+    def from_generator(
+        cls,
+        net: GFPGANv1Clean,
+        model_version: str,
+        device: str = "cpu",
+        mode: str = "auto",
+        batch_size: int = 8,
+    ) -> FaceEngine:
+        """Wrap an in-memory generator (e.g. during training or evaluation). The engine takes ownership of
+        `net`: the fast modes convert it in place, so pass a copy if you keep using it."""
+        dev = torch.device(device)
+        resolved = resolve_mode(mode, dev)
         if resolved == "onnx":
-            session = onnx_session(onnx_bytes(net, version), dev)
-            return cls(
-                _onnx_forward(session),
-                face_size=net.out_size,
-                model_version=version,
-                mode=resolved,
-                batch_size=batch_size,
-                max_batch=None,
-            )
+            forward = _onnx_forward(onnx_session(onnx_bytes(net, model_version), dev))
+        else:
+            forward = _torch_forward(net, resolved, dev)
         return cls(
-            _torch_forward(net, resolved, dev),
+            forward,
             face_size=net.out_size,
-            model_version=version,
+            model_version=model_version,
             mode=resolved,
             batch_size=batch_size,
             max_batch=None,
@@ -347,18 +352,14 @@ class FaceEngine:
         """B x 3 x S x S RGB float in [-1, 1] -> restored, fp32 on the CPU, clamped to [-1, 1]."""
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, self.face_size, self.face_size):
             raise ValueError(f"expected B x 3 x {self.face_size} x {self.face_size}, got {tuple(x.shape)}")
-        chunks = [
-            self._forward(x[i : i + self.batch_size].float()) for i in range(0, len(x), self.batch_size)
-        ]
+        chunks = [self._forward(x[i : i + self.batch_size].float()) for i in range(0, len(x), self.batch_size)]
         return torch.cat(chunks).clamp_(-1, 1) if chunks else x.new_empty(x.shape, dtype=torch.float32)
 
     def restore(self, faces: np.ndarray) -> np.ndarray:
         """N x S x S x 3 uint8 BGR aligned faces -> restored faces, same shape and type."""
         size = self.face_size
         if faces.dtype != np.uint8 or faces.ndim != 4 or faces.shape[1:] != (size, size, 3):
-            raise ValueError(
-                f"expected N x {size} x {size} x 3 uint8 BGR faces, got {faces.dtype} {faces.shape}"
-            )
+            raise ValueError(f"expected N x {size} x {size} x 3 uint8 BGR faces, got {faces.dtype} {faces.shape}")
         rgb = torch.from_numpy(np.ascontiguousarray(faces[..., ::-1])).permute(0, 3, 1, 2)
         x = (rgb.float() / 255.0 - 0.5) / 0.5  # as basicsr img2tensor + normalize
         y = self.restore_tensor(x)
