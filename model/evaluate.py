@@ -61,10 +61,14 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def read_image(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"cannot read image {path}")
-    return img
+    """uint8 BGR pixels via model/imageio.py (EXIF orientation, 16-bit, alpha handled as in `restore`);
+    raises `ImageError` (a ValueError) naming the file for anything unreadable."""
+    from model.imageio import ImageError, decode_image
+
+    try:
+        return decode_image(path).bgr8()
+    except ImageError as exc:
+        raise ImageError(exc.code, f"{path}: {exc}") from exc
 
 
 def resize_square(img: np.ndarray, size: int) -> np.ndarray:
@@ -318,10 +322,7 @@ def format_acceptance(result: dict) -> str:
         f"{name} {check['value']:.3f} ({check['target']}: {'ok' if check['passed'] else 'no'})"
         for name, check in result["checks"].items()
     ]
-    return (
-        f"Acceptance (issue #4, `{result['model']}` vs bicubic, {result['preset']}): {verdict} — "
-        + "; ".join(parts)
-    )
+    return f"Acceptance (issue #4, `{result['model']}` vs bicubic, {result['preset']}): {verdict} — " + "; ".join(parts)
 
 
 def labelled_row(label: str, tiles: list[np.ndarray], tile: int = SHEET_TILE) -> np.ndarray:
@@ -531,8 +532,13 @@ def evaluate_real(
     if not paths:
         raise ValueError(f"no images in {real_dir}")
     scores = []
+    skipped = []
     for n, path in enumerate(paths, 1):
-        img = read_image(path)
+        try:
+            img = read_image(path)
+        except ValueError as exc:
+            skipped.append(str(exc))
+            continue
         t0 = time.perf_counter()
         crops, restored_faces, restored = restorer.enhance(img, has_aligned=False, paste_back=True)
         aligned = False
@@ -553,9 +559,7 @@ def evaluate_real(
                 dlib_faces_before=len(identity.detect(img)),
                 dlib_faces_after=len(identity.detect(restored)) if restored is not None else 0,
                 niqe_before=float(np.mean([face_niqe(c) for c in crops])) if crops else float("nan"),
-                niqe_after=float(np.mean([face_niqe(f) for f in restored_faces]))
-                if restored_faces
-                else float("nan"),
+                niqe_after=float(np.mean([face_niqe(f) for f in restored_faces])) if restored_faces else float("nan"),
                 seconds=seconds,
             )
         )
@@ -564,11 +568,11 @@ def evaluate_real(
             cv2.imwrite(str(sheets_dir / (str(relative.with_suffix("")).replace("/", "__") + ".png")), sheet)
         if progress:
             progress(f"{n}/{len(paths)} {relative}")
-    write_real_report(scores, out_dir, real_dir, restorer.model_version)
+    write_real_report(scores, out_dir, real_dir, restorer.model_version, skipped)
     return scores
 
 
-def write_real_report(scores: list[RealScore], out_dir: Path, real_dir: Path, version: str) -> None:
+def write_real_report(scores: list[RealScore], out_dir: Path, real_dir: Path, version: str, skipped: list[str]) -> None:
     with (out_dir / "real.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=[f.name for f in fields(RealScore)])
         writer.writeheader()
@@ -577,6 +581,7 @@ def write_real_report(scores: list[RealScore], out_dir: Path, real_dir: Path, ve
     after = [s.niqe_after for s in scores if not np.isnan(s.niqe_after)]
     totals = {
         "images": len(scores),
+        "unreadable": len(skipped),
         "model": version,
         "faces_restored": sum(s.faces for s in scores),
         "images_without_detected_faces": sum(1 for s in scores if s.faces == 0 or s.aligned),
@@ -587,9 +592,8 @@ def write_real_report(scores: list[RealScore], out_dir: Path, real_dir: Path, ve
         "mean_face_niqe_after": float(np.mean(after)) if after else None,
         "seconds_per_image": float(np.mean([s.seconds for s in scores])),
     }
-    (out_dir / "real.json").write_text(
-        json.dumps({"totals": totals, "images": [asdict(s) for s in scores]}, indent=2)
-    )
+    report = {"totals": totals, "images": [asdict(s) for s in scores], "unreadable": skipped}
+    (out_dir / "real.json").write_text(json.dumps(report, indent=2))
     lines = [
         "# Real-world photos: before / after",
         "",
@@ -608,4 +612,6 @@ def write_real_report(scores: list[RealScore], out_dir: Path, real_dir: Path, ve
             f"| {s.image} | {s.width}x{s.height} | {faces} | {s.dlib_faces_before} → {s.dlib_faces_after} "
             f"| {s.niqe_before:.2f} → {s.niqe_after:.2f} | {s.seconds:.2f} |"
         )
+    if skipped:
+        lines += ["", "Unreadable files (skipped):", *(f"- {line}" for line in skipped)]
     (out_dir / "real.md").write_text("\n".join(lines) + "\n")

@@ -25,9 +25,7 @@ def four_faces(shared_dir, tmp_path_factory):
 def test_register_adds_the_eval_verb():
     parser = argparse.ArgumentParser()
     eval_cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
-        ["eval", "--hq", "faces", "--preset", "mild", "--preset", "severe", "--limit", "3"]
-    )
+    args = parser.parse_args(["eval", "--hq", "faces", "--preset", "mild", "--preset", "severe", "--limit", "3"])
     assert args.handler is eval_cli.run_eval
     assert args.preset == ["mild", "severe"] and args.limit == 3 and args.model is None
     with pytest.raises(SystemExit):
@@ -90,12 +88,15 @@ def test_eval_real_writes_sheets_and_counts(shared_dir, tiny_model_path, tmp_pat
     source = shared_dir / "data" / "realworld"
     shutil.copy(source / "CodeFormer/inputs/whole_imgs/01.jpg", real / "photo.jpg")
     shutil.copy(source / "GFPGAN/inputs/cropped_faces/Adele_crop.png", real / "crop.png")
+    (real / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a JPEG")
     out = tmp_path / "out"
     scores = evaluate.evaluate_real(real, out, str(tiny_model_path))
     assert [s.image for s in scores] == ["crop.png", "photo.jpg"]
     assert all(s.faces >= 1 for s in scores)
     assert all(np.isfinite(s.niqe_before) and np.isfinite(s.niqe_after) for s in scores)
     assert len(list((out / "sheets").glob("*.png"))) == 2
-    totals = json.loads((out / "real.json").read_text())["totals"]
+    report = json.loads((out / "real.json").read_text())
+    totals = report["totals"]
     assert totals["images"] == 2 and totals["faces_restored"] == sum(s.faces for s in scores)
+    assert totals["unreadable"] == 1 and "broken.jpg" in report["unreadable"][0]
     assert "| photo.jpg |" in (out / "real.md").read_text()
