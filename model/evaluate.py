@@ -14,7 +14,8 @@ Full-reference protocol (`evaluate_hq`):
   identity distance, 5-point landmark error in pixels at 512 (landmarks of every variant are predicted in
   the GT's face box), sharpness = gradient energy / GT's, face-domain NIQE, whether dlib's HOG detector still
   finds the face, and restoration seconds per face. Means are over faces.
-- GT analyses (box, landmarks, embedding) are cached on disk per folder and size (see `GroundTruthCache`).
+- GT analyses (box, landmarks, embedding) and the baselines' scores are cached on disk per folder and size
+  (see `EvalCache`); the models are always run and scored.
 """
 
 from __future__ import annotations
@@ -115,14 +116,18 @@ def model_name(path: str | None, taken: Sequence[str]) -> str:
 # --------------------------------------------------------------------------------------------- GT cache
 
 
-class GroundTruthCache:
-    """dlib analyses of the resized GT faces, kept in one .npz per (folder, size) under `cache_dir`;
-    an entry is reused only if the file's size and mtime are unchanged."""
+class EvalCache:
+    """What does not depend on the model, kept per (HQ folder, size) under `cache_dir`: the dlib analyses of
+    the resized GT faces (.npz) and the scores of the baselines (.json). A GT entry is keyed by the file's
+    name, size and mtime; a baseline score also by a hash of the degraded input and the method's version,
+    so any change to the degradations or the baselines recomputes it. `cache_dir=None` disables both."""
 
     def __init__(self, cache_dir: Path | None, hq_dir: Path, size: int) -> None:
         key = hashlib.sha1(f"{Path(hq_dir).resolve()}|{size}|v1".encode()).hexdigest()[:16]
         self.path = None if cache_dir is None else Path(cache_dir) / f"gt-{key}.npz"
+        self.scores_path = None if cache_dir is None else Path(cache_dir) / f"baselines-{key}.json"
         self.entries: dict[str, FaceAnalysis] = {}
+        self.scores: dict[str, dict] = {}
         self.dirty = False
         if self.path is not None and self.path.is_file():
             with np.load(self.path) as data:
@@ -133,6 +138,8 @@ class GroundTruthCache:
                         landmarks=data["landmarks"][i],
                         embedding=data["embeddings"][i],
                     )
+        if self.scores_path is not None and self.scores_path.is_file():
+            self.scores = json.loads(self.scores_path.read_text())
 
     @staticmethod
     def stamp(path: Path) -> str:
@@ -146,10 +153,19 @@ class GroundTruthCache:
             self.dirty = True
         return self.entries[stamp]
 
+    def score_key(self, path: Path, lq: np.ndarray, method: Method) -> str:
+        digest = hashlib.sha1(np.ascontiguousarray(lq).tobytes()).hexdigest()[:16]
+        return f"{self.stamp(path)}|{digest}|{method.name}|{method.version}"
+
     def save(self) -> None:
-        if self.path is None or not self.dirty:
+        if self.path is None or self.scores_path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.scores_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.scores))
+        tmp.replace(self.scores_path)
+        if not self.dirty:
+            return
         stamps = list(self.entries)
         values = [self.entries[s] for s in stamps]
         tmp = self.path.with_suffix(".tmp.npz")
@@ -352,10 +368,18 @@ def score_variant(
 _process_identity: FaceIdentity | None = None
 
 
-def _score_in_worker(variant: np.ndarray, gt: np.ndarray, gt_face: FaceAnalysis, size: int) -> dict:
+def _score_in_worker(variant: np.ndarray, gt: np.ndarray, gt_face: FaceAnalysis, size: int, seconds: float) -> dict:
     global _process_identity
     _process_identity = _process_identity or FaceIdentity()
-    return score_variant(_process_identity, variant, gt, gt_face, size)
+    return {**score_variant(_process_identity, variant, gt, gt_face, size), "seconds": seconds}
+
+
+def _done(value):
+    from concurrent.futures import Future
+
+    future: Future = Future()
+    future.set_result(value)
+    return future
 
 
 class _Scorer:
@@ -371,14 +395,11 @@ class _Scorer:
 
             self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
-    def submit(self, variant: np.ndarray, gt: np.ndarray, gt_face: FaceAnalysis, size: int):
+    def submit(self, variant: np.ndarray, gt: np.ndarray, gt_face: FaceAnalysis, size: int, *, seconds: float):
+        """Future of the variant's scores (with the restoration `seconds` added)."""
         if self.pool is not None:
-            return self.pool.submit(_score_in_worker, variant, gt, gt_face, size)
-        from concurrent.futures import Future
-
-        future: Future = Future()
-        future.set_result(score_variant(self.identity, variant, gt, gt_face, size))
-        return future
+            return self.pool.submit(_score_in_worker, variant, gt, gt_face, size, seconds)
+        return _done({**score_variant(self.identity, variant, gt, gt_face, size), "seconds": seconds})
 
     def throttle(self, pending: list, max_in_flight: int = 64) -> None:
         """Bound the images queued for the pool: wait for the oldest results when too many are queued."""
@@ -431,7 +452,7 @@ def evaluate_hq(
         methods.append(model_method(restorer, model_name(path, [m.name for m in methods]), size))
 
     scorer = _Scorer(workers)
-    cache = GroundTruthCache(cache_dir, hq_dir, size)
+    cache = EvalCache(cache_dir, hq_dir, size)
     report = EvalReport(
         rows=[],
         size=size,
@@ -442,7 +463,7 @@ def evaluate_hq(
         seed=seed,
     )
     sheet_tiles: dict[str, dict[str, list[np.ndarray]]] = {p: {} for p in presets}
-    pending = []  # (face, preset, method, seconds, future of the scores)
+    pending = []  # (face, preset, method, baseline cache key or None, future of the scores)
     try:
         for index, path in enumerate(paths):
             gt = resize_square(read_image(path), size)
@@ -453,23 +474,27 @@ def evaluate_hq(
                 if index < sheet_faces:
                     tiles.setdefault("LQ (bicubic)", []).append(lq)
                 for method in methods:
+                    key = cache.score_key(path, lq, method) if method.name in BASELINES else None
+                    on_sheet = index < sheet_faces and method.name != "bicubic"
+                    if key in cache.scores and not on_sheet:
+                        pending.append((path.name, preset, method.name, key, _done(cache.scores[key])))
+                        continue
                     t0 = time.perf_counter()
                     restored = method.restore(lq)
-                    seconds = time.perf_counter() - t0
-                    pending.append(
-                        (path.name, preset, method.name, seconds, scorer.submit(restored, gt, gt_face, size))
-                    )
+                    scores = scorer.submit(restored, gt, gt_face, size, seconds=time.perf_counter() - t0)
+                    pending.append((path.name, preset, method.name, key, scores))
                     scorer.throttle(pending)
-                    if index < sheet_faces and method.name != "bicubic":
+                    if on_sheet:
                         tiles.setdefault(method.name, []).append(restored)
                 if index < sheet_faces:
                     tiles.setdefault("GT", []).append(gt)
             if progress:
                 progress(f"{index + 1}/{len(paths)} faces restored")
-        report.rows = [
-            FaceScore(face, preset, method, seconds=seconds, **future.result())
-            for face, preset, method, seconds, future in pending
-        ]
+        for face, preset, method, key, future in pending:
+            scores = future.result()
+            if key is not None:
+                cache.scores[key] = scores
+            report.rows.append(FaceScore(face, preset, method, **scores))
     finally:
         scorer.close()
     cache.save()

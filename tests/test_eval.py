@@ -68,8 +68,8 @@ def test_eval_cli_writes_the_four_outputs(four_faces, tiny_model_path, tmp_path,
 def test_ground_truth_cache_round_trip_and_worker_pool_agree(four_faces, tmp_path):
     kwargs = {"limit": 2, "size": 96, "presets": ["mild"], "cache_dir": tmp_path, "sheet_faces": 1}
     first = evaluate.evaluate_hq(four_faces, [], workers=0, **kwargs)
-    cached = evaluate.GroundTruthCache(tmp_path, four_faces, 96)
-    assert len(cached.entries) == 2
+    cached = evaluate.EvalCache(tmp_path, four_faces, 96)
+    assert len(cached.entries) == 2 and len(cached.scores) == 2 * 2  # faces x baselines
     second = evaluate.evaluate_hq(four_faces, [], workers=1, **kwargs)
     assert [r.identity for r in second.rows] == pytest.approx([r.identity for r in first.rows])
     assert [r.psnr for r in second.rows] == pytest.approx([r.psnr for r in first.rows])
