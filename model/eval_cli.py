@@ -41,14 +41,12 @@ def register(subparsers) -> None:
         help="degradation preset (repeatable; default: all three)",
     )
     parser.add_argument("--limit", type=int, metavar="N", help="use only the first N images")
-    parser.add_argument(
-        "--size", type=int, help="evaluation face size (default: the first model's face size)"
-    )
+    parser.add_argument("--size", type=int, help="evaluation face size (default: the first model's face size)")
     parser.add_argument("--seed", type=int, default=0, help="degradation seed of the first face (default 0)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: WGFPGAN_DEVICE or cpu)")
     parser.add_argument("--out", type=Path, default=Path("eval-report"), metavar="REPORT_DIR")
     parser.add_argument(
-        "--workers", type=int, default=1, help="processes scoring faces while the model restores (0 = inline)"
+        "--workers", type=int, help="processes scoring faces while the model restores (0 = inline; default: CPU cores)"
     )
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the GT embedding cache")
     parser.set_defaults(handler=run_eval)

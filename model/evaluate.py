@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -422,14 +423,15 @@ def evaluate_hq(
     device: str = "cpu",
     cache_dir: Path | None = None,
     sheet_faces: int = SHEET_FACES,
-    workers: int = 1,
+    workers: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> EvalReport:
     """Degrade, restore and score aligned HQ faces; see the module docstring for the protocol.
 
     `model_paths`: checkpoints to evaluate (None = the shipped default model); an empty list evaluates
     the baselines only (then `size` defaults to 512). `workers`: processes computing the metrics while
-    the main process restores (0 = all inline).
+    the main process restores (0 = all inline; default: one per CPU core, as the dlib embeddings, not the
+    model, dominate the time at the model's face size).
     """
     from model.degradations import PRESETS, apply_preset
 
@@ -451,7 +453,7 @@ def evaluate_hq(
     for path, restorer in zip(model_paths, restorers, strict=True):
         methods.append(model_method(restorer, model_name(path, [m.name for m in methods]), size))
 
-    scorer = _Scorer(workers)
+    scorer = _Scorer((os.cpu_count() or 1) if workers is None else workers)
     cache = EvalCache(cache_dir, hq_dir, size)
     report = EvalReport(
         rows=[],
