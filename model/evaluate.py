@@ -124,7 +124,7 @@ class EvalCache:
     so any change to the degradations or the baselines recomputes it. `cache_dir=None` disables both."""
 
     def __init__(self, cache_dir: Path | None, hq_dir: Path, size: int) -> None:
-        key = hashlib.sha1(f"{Path(hq_dir).resolve()}|{size}|v1".encode()).hexdigest()[:16]
+        key = hashlib.sha1(f"{Path(hq_dir).resolve()}|{size}|v2".encode()).hexdigest()[:16]
         self.path = None if cache_dir is None else Path(cache_dir) / f"gt-{key}.npz"
         self.scores_path = None if cache_dir is None else Path(cache_dir) / f"baselines-{key}.json"
         self.entries: dict[str, FaceAnalysis] = {}

@@ -65,10 +65,17 @@ def _to_rgb(img_bgr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, ::-1])
 
 
-class FaceIdentity:
-    """Lazily loaded dlib detector, 5-point shape predictor and face-recognition ResNet."""
+# The HOG detector misses faces under ~80 px; images whose shorter side is below this are upsampled once.
+SMALL_IMAGE_SIDE = 200
 
-    def __init__(self, upsample: int = 0) -> None:
+
+class FaceIdentity:
+    """Lazily loaded dlib detector, 5-point shape predictor and face-recognition ResNet.
+
+    `upsample`: how many times the detector doubles the image; None = 1 for images whose shorter side is
+    under SMALL_IMAGE_SIDE (e.g. 128-px aligned faces), else 0."""
+
+    def __init__(self, upsample: int | None = None) -> None:
         self.upsample = upsample
 
     @cached_property
@@ -91,7 +98,11 @@ class FaceIdentity:
 
     def detect(self, img_bgr: np.ndarray) -> list[Box]:
         """All frontal faces found, largest first."""
-        rects = self._detector(_to_rgb(img_bgr), self.upsample)
+        rgb = _to_rgb(img_bgr)
+        upsample = self.upsample
+        if upsample is None:
+            upsample = 1 if min(rgb.shape[:2]) < SMALL_IMAGE_SIDE else 0
+        rects = self._detector(rgb, upsample)
         boxes = [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
         return sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
 
