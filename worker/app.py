@@ -58,6 +58,7 @@ def restore_chunk(self: Any, item_ids: list[int]) -> dict[str, int]:
 
     global _in_task
     _in_task = True
+    _install_child_stop_handler()
     try:
         outcomes = processor().process_chunk(item_ids, should_stop)
     except OperationalError as exc:  # the DB stayed down longer than the DB layer's own retries
@@ -79,18 +80,23 @@ def _remember_worker(sender: Any = None, **_: Any) -> None:
     _worker_controller = sender
 
 
-@signals.worker_process_init.connect
-def _child_setup(**_: Any) -> None:
-    """In each prefork child: a SIGTERM only asks the running chunk to stop between items."""
+def _install_child_stop_handler() -> None:
+    """In a prefork child, a SIGTERM only asks the running chunk to stop between items (installed at
+    task start: billiard resets signal handlers after worker_process_init)."""
+    from billiard.process import current_process
 
-    def request_stop(signum: int, frame: Any) -> None:
-        global _stop_requested
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM terminates
-        if not _in_task:
-            os.kill(os.getpid(), signal.SIGTERM)  # idle: die the default way
-        _stop_requested = True
+    if current_process()._name == "MainProcess":  # solo pool: Celery's own warm-shutdown flag applies
+        return
+    if not _stop_requested and signal.getsignal(signal.SIGTERM) is not _request_stop:
+        signal.signal(signal.SIGTERM, _request_stop)
 
-    signal.signal(signal.SIGTERM, request_stop)
+
+def _request_stop(signum: int, frame: Any) -> None:
+    global _stop_requested
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM terminates
+    if not _in_task:
+        os.kill(os.getpid(), signal.SIGTERM)  # idle: die the default way
+    _stop_requested = True
 
 
 @signals.worker_shutting_down.connect

@@ -93,12 +93,12 @@ class ItemProcessor:
         return outcomes
 
     def process_item(self, item_id: int) -> Outcome:
+        started = time.perf_counter()  # total_seconds covers claim -> recorded
         claim = self.database.run(
             queries.claim_item, item_id, worker_id=worker_id(), lease_seconds=self.settings.lease_seconds
         )
         if claim is None:
             return Outcome(item_id, "skipped")  # done, cancelled, or being processed elsewhere
-        started = time.perf_counter()
         try:
             return self._restore(claim, started)
         except Transient as exc:

@@ -1,0 +1,313 @@
+"""Throughput and overhead of the batch system against the bare model.
+
+Measures, on this machine, with real services (a private SeaweedFS on loopback, a scratch PostgreSQL
+database, Redis with a private queue):
+  1. the Restorer in a plain loop over N photos (bytes in memory -> restore_bytes): seconds per photo;
+  2. the whole system: `submit` of the same photos from S3 -> 1 and 2 Celery worker processes -> outputs
+     in S3 and outcomes in PostgreSQL: photos/s, and the per-item overhead
+       - end to end: wall seconds per photo with 1 worker minus the plain-loop seconds per photo,
+       - inside the worker: mean(total_seconds - restore_seconds) from the items table (claim, S3 read,
+         S3 write, recording);
+  3. the time to submit 20,000 S3 objects (listing + bulk insert + dispatching chunk messages).
+Prints a table and writes benchmarks/results/bench_batch.json.
+
+Model: --model, else WGFPGAN_MODEL, else the shipped default, else a random-weight generator with the
+default model's configuration (configs/l1_pretrain.yaml: the same compute per face).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_batch.py [--images 40] [--objects 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results" / "bench_batch.json"
+SHARED = Path(os.environ.get("WGFPGAN_SHARED", REPO.parent / "shared"))
+POSTGRES_ADMIN_URL = os.environ.get("WGFPGAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("WGFPGAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=40, help="photos per throughput run")
+    parser.add_argument("--objects", type=int, default=20_000, help="S3 objects for the submit timing (0: skip)")
+    parser.add_argument("--workers", default="1,2", help="worker process counts to measure")
+    parser.add_argument("--model", help="generator checkpoint (default: see module docstring)")
+    parser.add_argument("--chunk-size", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    return parser.parse_args(argv)
+
+
+# ------------------------------------------------------------------------------------------- services
+
+
+@contextmanager
+def scratch_postgres():
+    from sqlalchemy import create_engine
+
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = "wgf_bench_" + uuid.uuid4().hex[:10]
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def model_path(args: argparse.Namespace, workdir: Path) -> tuple[str, str]:
+    """(checkpoint path, description)."""
+    if args.model or os.environ.get("WGFPGAN_MODEL"):
+        path = args.model or os.environ["WGFPGAN_MODEL"]
+        return path, f"given: {Path(path).name}"
+    from model.checkpoint import DEFAULT_MODEL_PATH
+
+    if DEFAULT_MODEL_PATH.is_file():
+        return str(DEFAULT_MODEL_PATH), "shipped default"
+    import torch
+    import yaml
+
+    from model.checkpoint import save_generator
+    from model.gfpgan_arch import GFPGANv1Clean
+
+    config = yaml.safe_load((REPO / "configs/l1_pretrain.yaml").read_text())["generator"]
+    torch.manual_seed(0)
+    path = save_generator(GFPGANv1Clean(**config), workdir / "default-config-random.pth")
+    return str(path), f"random weights, default config {config['out_size']}px narrow {config['narrow']}"
+
+
+def photos(n: int) -> dict[str, bytes]:
+    faces = sorted((SHARED / "data/faces/val-512").glob("*.jpg"))
+    if len(faces) < n:
+        raise SystemExit(f"need {n} photos in {SHARED}/data/faces/val-512 (set WGFPGAN_SHARED)")
+    return {f"batch/{path.name}": path.read_bytes() for path in faces[:n]}
+
+
+# ------------------------------------------------------------------------------------------ measures
+
+
+def plain_loop(model: str, files: dict[str, bytes]) -> dict[str, float]:
+    from model import Restorer
+
+    restorer = Restorer(model)
+    restorer.restore_bytes(next(iter(files.values())))  # warm-up
+    started = time.perf_counter()
+    for key, data in files.items():
+        restorer.restore_bytes(data, name=key)
+    seconds = time.perf_counter() - started
+    return {"seconds_per_image": seconds / len(files), "images_per_second": len(files) / seconds}
+
+
+def start_workers(n: int, env: dict[str, str], logdir: Path) -> list[subprocess.Popen]:
+    command = [sys.executable, "-m", "wgfpgan.cli", "worker", "--concurrency", "1", "--loglevel", "WARNING"]
+    return [
+        subprocess.Popen(command, env=env, stdout=(logdir / f"worker{i}.log").open("wb"), stderr=subprocess.STDOUT)
+        for i in range(n)
+    ]
+
+
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def wait_done(database: Any, job_id: int, timeout: float = 1800) -> None:
+    from db import queries
+
+    deadline = time.monotonic() + timeout
+    while True:
+        job = database.run(queries.get_job, job_id)
+        if queries.is_done(job, database.run(queries.counts, job_id)):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} not done after {timeout}s")
+        time.sleep(0.2)
+
+
+def system_run(settings: Any, bucket: str, files: dict[str, bytes], n_workers: int, env: dict, logdir: Path) -> dict:
+    from db import Database, queries
+    from scheduler.submit import job_options, submit
+
+    database = Database(settings.database_url)
+    workers = start_workers(n_workers, env, logdir)
+    try:
+        # warm-up: one small job so that every worker has loaded the model before timing
+        warm = submit(settings, f"s3://{bucket}/warmup/", f"s3://{bucket}/warm-out-{n_workers}/", options=job_options())
+        wait_done(database, warm.job_id)
+        started = time.perf_counter()
+        result = submit(settings, f"s3://{bucket}/batch/", f"s3://{bucket}/out-{n_workers}w/", options=job_options())
+        submitted = time.perf_counter() - started
+        wait_done(database, result.job_id)
+        wall = time.perf_counter() - started
+    finally:
+        stop_workers(workers)
+    items = database.run(queries.list_items, result.job_id, limit=100_000)
+    counts = database.run(queries.counts, result.job_id)
+    database.dispose()
+    overheads = [i.total_seconds - i.restore_seconds for i in items if i.restore_seconds is not None]
+    return {
+        "workers": n_workers,
+        "images": len(files),
+        "counts": counts,
+        "submit_seconds": submitted,
+        "wall_seconds": wall,
+        "images_per_second": len(files) / wall,
+        "restore_seconds_mean": statistics.mean(i.restore_seconds for i in items if i.restore_seconds),
+        "in_worker_overhead_ms_mean": 1000 * statistics.mean(overheads),
+        "in_worker_overhead_ms_p95": 1000 * sorted(overheads)[int(0.95 * (len(overheads) - 1))],
+    }
+
+
+def submit_many(settings: Any, client: Any, bucket: str, n: int) -> dict:
+    import redis
+
+    from db import Database, queries
+    from scheduler.submit import job_options, submit
+
+    keys = [f"many/{i // 1000:03d}/img{i:06d}.jpg" for i in range(n)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(lambda key: client.put_object(Bucket=bucket, Key=key, Body=b"x"), keys))
+    upload = time.perf_counter() - started
+    started = time.perf_counter()
+    result = submit(settings, f"s3://{bucket}/many/", f"s3://{bucket}/many-out/", options=job_options())
+    seconds = time.perf_counter() - started
+    database = Database(settings.database_url)
+    counts = database.run(queries.counts, result.job_id)
+    database.run(queries.cancel_job, result.job_id)  # nobody processes these
+    database.dispose()
+    messages = redis.Redis.from_url(settings.broker_url).delete(settings.queue)
+    return {
+        "objects": n,
+        "upload_seconds": upload,
+        "submit_seconds": seconds,
+        "items_registered": counts["queued"],
+        "items_dispatched": result.dispatched,
+        "chunk_size": settings.chunk_size,
+        "queue_keys_deleted": messages,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from db.migrate import upgrade
+    from wgfpgan.config import Settings
+    from wgfpgan.seaweed import SeaweedServer
+
+    report: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()},
+        "omp_num_threads": os.environ["OMP_NUM_THREADS"],
+    }
+    with tempfile.TemporaryDirectory(prefix="wgf-bench-") as tmp, scratch_postgres() as database_url:
+        workdir = Path(tmp)
+        model, model_note = model_path(args, workdir)
+        report["model"] = model_note
+        files = photos(args.images)
+        print(f"model: {model_note}; {len(files)} photos; plain loop...", flush=True)
+        report["plain_loop"] = plain_loop(model, files)
+
+        server = SeaweedServer(workdir / "seaweedfs").start()
+        try:
+            upgrade(database_url)
+            env = {
+                **os.environ,
+                **server.env(),
+                "WGFPGAN_DATABASE_URL": database_url,
+                "WGFPGAN_BROKER_URL": REDIS_URL,
+                "WGFPGAN_QUEUE": "wgf-bench-" + uuid.uuid4().hex[:8],
+                "WGFPGAN_MODEL": model,
+                "WGFPGAN_CHUNK_SIZE": str(args.chunk_size),
+            }
+            os.environ.update(env)
+            settings = Settings.from_env()
+            client = server.client()
+            bucket = "bench"
+            client.create_bucket(Bucket=bucket)
+            for key, data in files.items():
+                client.put_object(Bucket=bucket, Key=key, Body=data)
+            for i, data in enumerate(list(files.values())[:4]):
+                client.put_object(Bucket=bucket, Key=f"warmup/w{i}.jpg", Body=data)
+
+            report["system"] = []
+            for n_workers in (int(n) for n in args.workers.split(",")):
+                print(f"system with {n_workers} worker(s)...", flush=True)
+                report["system"].append(system_run(settings, bucket, files, n_workers, env, workdir))
+            one = next((run for run in report["system"] if run["workers"] == 1), None)
+            if one:
+                per_image = one["wall_seconds"] / one["images"]
+                plain = report["plain_loop"]["seconds_per_image"]
+                report["overhead"] = {
+                    "end_to_end_ms_per_item": 1000 * (per_image - plain),
+                    "end_to_end_percent_of_model": 100 * (per_image - plain) / plain,
+                    "in_worker_ms_per_item": one["in_worker_overhead_ms_mean"],
+                    "in_worker_percent_of_model": 100 * one["in_worker_overhead_ms_mean"] / 1000 / plain,
+                }
+            if args.objects:
+                print(f"submit of {args.objects} S3 objects...", flush=True)
+                report["submit_many"] = submit_many(
+                    dataclasses.replace(settings, chunk_size=args.chunk_size), client, bucket, args.objects
+                )
+        finally:
+            server.stop()
+
+    print_table(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def print_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"batch system vs plain loop ({report['model']})")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    plain = report["plain_loop"]
+    table.add_row("plain loop: s / photo", f"{plain['seconds_per_image']:.3f}")
+    table.add_row("plain loop: photos / s", f"{plain['images_per_second']:.2f}")
+    for run in report.get("system", []):
+        table.add_row(f"system, {run['workers']} worker(s): photos / s", f"{run['images_per_second']:.2f}")
+        table.add_row(f"system, {run['workers']} worker(s): in-worker overhead ms (mean / p95)",
+                      f"{run['in_worker_overhead_ms_mean']:.1f} / {run['in_worker_overhead_ms_p95']:.1f}")  # fmt: skip
+    if "overhead" in report:
+        o = report["overhead"]
+        table.add_row("per-item overhead end to end, 1 worker (ms, % of model)",
+                      f"{o['end_to_end_ms_per_item']:.1f} ({o['end_to_end_percent_of_model']:.1f}%)")  # fmt: skip
+        table.add_row("per-item overhead in worker (ms, % of model)",
+                      f"{o['in_worker_ms_per_item']:.1f} ({o['in_worker_percent_of_model']:.1f}%)")  # fmt: skip
+    if "submit_many" in report:
+        s = report["submit_many"]
+        table.add_row(f"submit {s['objects']} S3 objects (s)", f"{s['submit_seconds']:.1f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
