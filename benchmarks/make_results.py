@@ -225,7 +225,7 @@ def render(pipeline_check: bool) -> str:
             "",
             "Both images of each pair degraded with the preset (seed from the file name), then embedded with "
             "dlib's 128-d face recogniser: clean, degraded, and restored (`Restorer.enhance`: detect, align, "
-            "restore, paste back, 2x). Threshold by 10-fold cross-validation; mean accuracy and fold "
+            "restore, paste back, upscale 1). Threshold by 10-fold cross-validation; mean accuracy and fold "
             "standard "
             "deviation. `face detected` = dlib HOG found the face (else the median clean box is used). "
             "Script: `benchmarks/lfw_study.py`.",
