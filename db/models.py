@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -74,6 +75,14 @@ class Item(Base):
         UniqueConstraint("job_id", "rel_key", name="uq_items_job_rel_key"),
         Index("ix_items_job_state_id", "job_id", "state", "id"),
         Index("ix_items_state_lease", "state", "lease_until"),
+        # only the (few) queued items not yet sent to the broker: keeps dispatching O(new items)
+        Index(
+            "ix_items_undispatched",
+            "job_id",
+            "id",
+            postgresql_where=text("state = 'queued' AND enqueued_at IS NULL"),
+            sqlite_where=text("state = 'queued' AND enqueued_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

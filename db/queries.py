@@ -73,9 +73,7 @@ def counts(session: Session, job_id: int) -> dict[str, int]:
 
 def count_by_scan(session: Session, job_id: int) -> dict[str, int]:
     """Items per state counted from the items table (for consistency checks, not for status)."""
-    rows = session.execute(
-        select(Item.state, func.count()).where(Item.job_id == job_id).group_by(Item.state)
-    ).all()
+    rows = session.execute(select(Item.state, func.count()).where(Item.job_id == job_id).group_by(Item.state)).all()
     result = {state.value: 0 for state in ItemState}
     result.update({state: int(n) for state, n in rows})
     return result
@@ -83,9 +81,7 @@ def count_by_scan(session: Session, job_id: int) -> dict[str, int]:
 
 def finish_submission(session: Session, job_id: int) -> None:
     """The listing is fully in the DB: the job becomes active, or finished if nothing is left to do."""
-    session.execute(
-        update(Job).where(Job.id == job_id, Job.state == JobState.SUBMITTING).values(state=JobState.ACTIVE)
-    )
+    session.execute(update(Job).where(Job.id == job_id, Job.state == JobState.SUBMITTING).values(state=JobState.ACTIVE))
     _finish_job_if_done(session, job_id)
 
 
@@ -115,9 +111,7 @@ def _shift(session: Session, job_id: int, moves: dict[str, int]) -> None:
         delta = moves[state]
         if delta:
             session.execute(
-                update(JobCount)
-                .where(JobCount.job_id == job_id, JobCount.state == state)
-                .values(n=JobCount.n + delta)
+                update(JobCount).where(JobCount.job_id == job_id, JobCount.state == state).values(n=JobCount.n + delta)
             )
 
 
@@ -205,9 +199,7 @@ def mark_enqueued(session: Session, item_ids: Iterable[int], when: datetime | No
     ids = list(item_ids)
     if ids:
         session.execute(
-            update(Item)
-            .where(Item.id.in_(ids), Item.state == ItemState.QUEUED)
-            .values(enqueued_at=when or utcnow())
+            update(Item).where(Item.id.in_(ids), Item.state == ItemState.QUEUED).values(enqueued_at=when or utcnow())
         )
 
 
@@ -222,9 +214,7 @@ def forget_enqueued(session: Session, item_ids: Iterable[int]) -> int:
     return result.rowcount
 
 
-def stale_queued(
-    session: Session, *, enqueued_before: datetime, limit: int = 100_000
-) -> list[tuple[int, int]]:
+def stale_queued(session: Session, *, enqueued_before: datetime, limit: int = 100_000) -> list[tuple[int, int]]:
     """(id, job_id) of items queued and sent before `enqueued_before` (candidates for a lost message)."""
     rows = session.execute(
         select(Item.id, Item.job_id)
@@ -238,9 +228,7 @@ def stale_queued(
 def jobs_with_undispatched(session: Session) -> list[int]:
     return list(
         session.scalars(
-            select(Item.job_id)
-            .where(Item.state == ItemState.QUEUED, Item.enqueued_at.is_(None))
-            .group_by(Item.job_id)
+            select(Item.job_id).where(Item.state == ItemState.QUEUED, Item.enqueued_at.is_(None)).group_by(Item.job_id)
         )
     )
 
@@ -402,10 +390,7 @@ def running_workers(session: Session, job_id: int) -> list[str]:
 
 def _bulk_move(session: Session, job_id: int, old: ItemState, new: ItemState, values: dict[str, Any]) -> int:
     ids = session.execute(
-        update(Item)
-        .where(Item.job_id == job_id, Item.state == old)
-        .values(state=new, **values)
-        .returning(Item.id)
+        update(Item).where(Item.job_id == job_id, Item.state == old).values(state=new, **values).returning(Item.id)
     ).all()
     _move(session, job_id, old, new, len(ids))
     return len(ids)

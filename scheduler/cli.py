@@ -20,17 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("submit", help="register a folder/S3 prefix as a job and enqueue its images")
     p.add_argument("source", help="s3://bucket/prefix/ or a local folder")
     p.add_argument("--out", required=True, metavar="DEST", help="s3://bucket/prefix/ or a local folder")
-    p.add_argument(
-        "--manifest", metavar="FILE", help="only these keys (one per line, relative to SOURCE; - = stdin)"
-    )
+    p.add_argument("--manifest", metavar="FILE", help="only these keys (one per line, relative to SOURCE; - = stdin)")
     p.add_argument("--name", help="a readable job name (default: the source folder name)")
     add_restore_options(p)
-    p.add_argument(
-        "--all-files", action="store_true", help="make every object an item, not only image extensions"
-    )
-    p.add_argument(
-        "--chunk-size", type=int, help="item ids per broker message (default WGFPGAN_CHUNK_SIZE or 8)"
-    )
+    p.add_argument("--all-files", action="store_true", help="make every object an item, not only image extensions")
+    p.add_argument("--chunk-size", type=int, help="item ids per broker message (default WGFPGAN_CHUNK_SIZE or 8)")
     p.add_argument("--json", action="store_true", help='print {"id": ...} and the counts as JSON')
     p.set_defaults(handler=_submit)
 
@@ -73,12 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_restore_options(parser: argparse.ArgumentParser) -> None:
     """--upscale/--weight/--ext, shared by `submit` and `run`."""
-    parser.add_argument(
-        "--upscale", type=int, default=2, choices=(1, 2, 3, 4), help="background upscale factor"
-    )
-    parser.add_argument(
-        "--weight", type=float, help="blend of restored and input face, 0..1 (default: model's)"
-    )
+    parser.add_argument("--upscale", type=int, default=2, choices=(1, 2, 3, 4), help="background upscale factor")
+    parser.add_argument("--weight", type=float, help="blend of restored and input face, 0..1 (default: model's)")
     parser.add_argument("--ext", default="auto", choices=("auto", "png", "jpg"), help="output format")
 
 

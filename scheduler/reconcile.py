@@ -51,9 +51,7 @@ def reconcile_once(database: Database, settings: Settings, *, stale_after: float
     return report
 
 
-def reconcile_loop(
-    settings: Settings, *, interval: float, stale_after: float, passes: int | None = None
-) -> None:
+def reconcile_loop(settings: Settings, *, interval: float, stale_after: float, passes: int | None = None) -> None:
     """Run `reconcile_once` every `interval` seconds (forever, or `passes` times); survive outages."""
     database = Database.from_settings(settings)
     done = 0

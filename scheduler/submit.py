@@ -35,9 +35,7 @@ def job_options(upscale: int = 2, weight: float | None = None, ext: str = "auto"
     return {"upscale": upscale, "weight": weight, "ext": ext, **extra}
 
 
-def open_job(
-    database: Database, source: str, dest: str, *, name: str | None, options: dict
-) -> tuple[Job, bool]:
+def open_job(database: Database, source: str, dest: str, *, name: str | None, options: dict) -> tuple[Job, bool]:
     source, dest = storage.normalize_location(source), storage.normalize_location(dest)
     if _inside(dest, source) or _inside(source, dest):
         raise ValueError(
@@ -64,9 +62,7 @@ def _default_name(source: str) -> str:
     return source.rstrip("/").rsplit("/", 1)[-1] or source
 
 
-def iter_new_items(
-    source: str, *, manifest: str | None = None, all_files: bool = False
-) -> Iterator[queries.NewItem]:
+def iter_new_items(source: str, *, manifest: str | None = None, all_files: bool = False) -> Iterator[queries.NewItem]:
     """NewItems for every image under `source` (or every manifest entry), unsafe keys born failed."""
     entries: Iterable[tuple[str, str]]
     if manifest:
@@ -129,25 +125,30 @@ def register_items(
 
 
 class Dispatcher:
-    """Sends a job's undispatched queued items to the broker in chunks, then marks them enqueued."""
+    """Sends a job's undispatched queued items to the broker in chunks, then marks them enqueued.
+
+    Remembers how far it got per job: during a submission new items only ever get larger ids, so each
+    call reads only what was inserted since the previous one (no rescans at a million items)."""
 
     def __init__(self, database: Database, settings: Settings, sender: Any) -> None:
         self.database = database
         self.chunk_size = max(1, settings.chunk_size)
         self.sender = sender
         self.sent = 0
+        self._cursor: dict[int, int] = {}
 
     def dispatch(self, job_id: int) -> int:
         from wgfpgan.broker import chunked
 
         before = self.sent
-        cursor = 0
+        cursor = self._cursor.get(job_id, 0)
         while ids := self.database.run(queries.undispatched_ids, job_id, after_id=cursor, limit=5000):
             for chunk in chunked(ids, self.chunk_size):
                 self.sender.send(chunk)
             self.database.run(queries.mark_enqueued, ids)
             self.sent += len(ids)
             cursor = ids[-1]
+        self._cursor[job_id] = cursor
         return self.sent - before
 
 

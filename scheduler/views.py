@@ -121,7 +121,5 @@ def failed_table(out: Console, items: list[Item]) -> None:
     table.add_column("reason", overflow="fold")
     table.add_column("tries", justify="right")
     for item in items:
-        table.add_row(
-            str(item.id), item.rel_key, item.error_code or "", item.error_message or "", str(item.attempts)
-        )
+        table.add_row(str(item.id), item.rel_key, item.error_code or "", item.error_message or "", str(item.attempts))
     out.print(table)

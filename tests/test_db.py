@@ -223,3 +223,16 @@ def test_counts_come_from_the_counter_table_not_a_scan(database: Database) -> No
 
 def test_item_states_are_the_documented_ones() -> None:
     assert [s.value for s in ItemState] == ["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+def test_models_and_migrations_agree(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from db.models import Base
+
+    upgrade(db_url)
+    database = Database(db_url)
+    with database.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    database.dispose()

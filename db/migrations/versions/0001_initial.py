@@ -57,6 +57,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_items_job_state_id", "items", ["job_id", "state", "id"])
     op.create_index("ix_items_state_lease", "items", ["state", "lease_until"])
+    undispatched = sa.text("state = 'queued' AND enqueued_at IS NULL")
+    op.create_index(
+        "ix_items_undispatched",
+        "items",
+        ["job_id", "id"],
+        postgresql_where=undispatched,
+        sqlite_where=undispatched,
+    )
     op.create_table(
         "job_counts",
         sa.Column("job_id", sa.Integer(), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
@@ -67,6 +75,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("job_counts")
+    op.drop_index("ix_items_undispatched", table_name="items")
     op.drop_index("ix_items_state_lease", table_name="items")
     op.drop_index("ix_items_job_state_id", table_name="items")
     op.drop_table("items")
