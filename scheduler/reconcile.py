@@ -3,7 +3,9 @@
 One pass:
 1. items whose lease expired (their worker vanished) go running -> queued;
 2. items queued and sent more than `stale_after` seconds ago that no broker message holds any more
-   (Redis restarted empty, a message was dropped) are marked undispatched;
+   (Redis restarted empty, a message was dropped), or that only a message delivered more than
+   `stale_after` seconds ago holds (its worker died without acking: kombu would wait for the
+   visibility timeout), are marked undispatched;
 3. every job's undispatched queued items are sent again.
 A duplicate message is harmless (a claim is compare-and-set), so the reconciler errs on re-sending.
 For brokers that cannot be inspected (not Redis), step 2 trusts age alone.
@@ -38,7 +40,7 @@ def reconcile_once(database: Database, settings: Settings, *, stale_after: float
     report.expired_leases = len(database.run(queries.requeue_expired_leases))
     candidates = database.run(queries.stale_queued, enqueued_before=utcnow() - timedelta(seconds=stale_after))
     if candidates:
-        held = held_item_ids(settings)
+        held = held_item_ids(settings, delivered_within=stale_after)
         lost = [item_id for item_id, _job in candidates if held is None or item_id not in held]
         report.lost_messages = database.run(queries.forget_enqueued, lost)
     job_ids = database.run(queries.jobs_with_undispatched)

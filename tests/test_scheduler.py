@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -57,13 +58,9 @@ def submit(capsys, source: Path, dest: Path, *extra: str) -> dict:  # type: igno
     return json.loads(out)
 
 
-def test_submit_registers_images_and_sends_chunks(
-    env: Settings, photos: Path, tmp_path: Path, capsys
-) -> None:
+def test_submit_registers_images_and_sends_chunks(env: Settings, photos: Path, tmp_path: Path, capsys) -> None:
     result = submit(capsys, photos, tmp_path / "out")
-    assert (
-        result["created"] and result["listed"] == 8 and result["new_items"] == 8 and result["dispatched"] == 8
-    )
+    assert result["created"] and result["listed"] == 8 and result["new_items"] == 8 and result["dispatched"] == 8
     assert queue_length(env) == 3  # 8 ids in chunks of 3
     database = Database(env.database_url)
     ids = {item.id for item in database.run(q.list_items, result["id"])}
@@ -144,9 +141,7 @@ def test_refusals_are_clear(env: Settings, photos: Path, tmp_path: Path, capsys,
     assert code == 2 and "run `wgfpgan db upgrade`" in err
 
 
-def test_status_never_imports_torch_or_the_worker(
-    env: Settings, photos: Path, tmp_path: Path, capsys
-) -> None:
+def test_status_never_imports_torch_or_the_worker(env: Settings, photos: Path, tmp_path: Path, capsys) -> None:
     job_id = submit(capsys, photos, tmp_path / "out")["id"]
     heavy = ["torch", "cv2", "celery", "boto3", "model.restorer", "worker.app", "worker.process"]
     probe = (
@@ -159,3 +154,34 @@ def test_status_never_imports_torch_or_the_worker(
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "HEAVY=[]"
+
+
+def test_reconcile_resends_chunks_delivered_to_a_worker_that_died(
+    env: Settings, photos: Path, tmp_path: Path, capsys
+) -> None:
+    from datetime import timedelta
+
+    from db.models import utcnow
+
+    job_id = submit(capsys, photos, tmp_path / "out")["id"]
+    database = Database(env.database_url)
+    ids = [item.id for item in database.run(q.list_items, job_id)]
+    database.run(q.mark_enqueued, ids, utcnow() - timedelta(hours=1))
+    client = redis.Redis.from_url(env.broker_url)
+    # Deliver two of the three chunk messages the way kombu does, to workers that then vanish: one
+    # long ago (its worker is gone), one just now (its worker is busy with it).
+    stale_tag, fresh_tag = f"dead-{uuid.uuid4().hex}", f"busy-{uuid.uuid4().hex}"
+    stale_raw, fresh_raw = client.rpop(env.queue), client.rpop(env.queue)
+    now = time.time()
+    for tag, raw, delivered in ((stale_tag, stale_raw, now - 3600), (fresh_tag, fresh_raw, now)):
+        client.hset("unacked", tag, json.dumps([json.loads(raw), "", env.queue]))
+        client.zadd("unacked_index", {tag: delivered})
+    try:
+        stale_ids = {i for i in ids if i not in held_item_ids(env, delivered_within=300)}
+        assert len(stale_ids) == 3  # the first chunk of 3 (chunk size 3)
+        code, out, _ = cli(capsys, "reconcile", "--stale-after", "300")
+        assert code == 0 and "3 lost messages, 3 items sent" in out
+        assert held_item_ids(env, delivered_within=300) == set(ids)
+    finally:
+        client.hdel("unacked", stale_tag, fresh_tag)
+        client.zrem("unacked_index", stale_tag, fresh_tag)

@@ -95,11 +95,15 @@ def is_redis(broker_url: str) -> bool:
     return broker_url.startswith(("redis://", "rediss://", "redis+socket://"))
 
 
-def held_item_ids(settings: Settings) -> set[int] | None:
-    """Item ids in messages the Redis broker holds (waiting in the queue or delivered but unacked).
-    None for brokers we cannot inspect."""
+def held_item_ids(settings: Settings, *, delivered_within: float | None = None) -> set[int] | None:
+    """Item ids in messages the Redis broker holds: waiting in the queue, or delivered but unacked (only
+    those delivered less than `delivered_within` seconds ago, if given: an older unacked delivery
+    belongs to a worker that is probably gone, and kombu would only restore it after the visibility
+    timeout). None for brokers we cannot inspect."""
     if not is_redis(settings.broker_url):
         return None
+    import time
+
     import redis
 
     client = redis.Redis.from_url(settings.broker_url)
@@ -108,7 +112,10 @@ def held_item_ids(settings: Settings) -> set[int] | None:
         for key in _queue_keys(client, settings.queue):
             for start in range(0, client.llen(key), 1000):
                 held.update(_ids_in(client.lrange(key, start, start + 999)))
-        for _field, value in client.hscan_iter("unacked"):
+        delivered = dict(client.zscan_iter("unacked_index"))
+        for tag, value in client.hscan_iter("unacked"):
+            if delivered_within is not None and time.time() - delivered.get(tag, 0.0) > delivered_within:
+                continue
             payload = json.loads(value)
             held.update(_ids_in([json.dumps(payload[0])]))
     finally:
