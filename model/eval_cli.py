@@ -58,6 +58,7 @@ def _progress(message: str) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     from model import evaluate
+    from model.checkpoint import CheckpointError
     from wgfpgan.config import Settings
 
     device = args.device or Settings.from_env().device
@@ -85,7 +86,7 @@ def run_eval(args: argparse.Namespace) -> int:
             workers=args.workers,
             progress=_progress,
         )
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, CheckpointError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
     print(file=sys.stderr)

@@ -75,6 +75,15 @@ def test_ground_truth_cache_round_trip_and_worker_pool_agree(four_faces, tmp_pat
     assert [r.psnr for r in second.rows] == pytest.approx([r.psnr for r in first.rows])
 
 
+def test_bad_model_or_folder_exit_2_with_a_message(tmp_path, four_faces, capsys):
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"not a checkpoint")
+    assert eval_cli.main(["--hq", str(four_faces), "--model", str(broken), "--out", str(tmp_path / "o")]) == 2
+    assert "broken.pth" in capsys.readouterr().err
+    assert eval_cli.main(["--hq", str(tmp_path / "missing"), "--model", str(broken)]) == 2
+    assert "missing" in capsys.readouterr().err
+
+
 def test_unknown_preset_and_empty_folder_are_clear_errors(tmp_path, four_faces):
     with pytest.raises(ValueError, match="unknown preset"):
         evaluate.evaluate_hq(four_faces, [], presets=["extreme"])
