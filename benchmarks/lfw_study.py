@@ -61,9 +61,7 @@ def read_pairs(path: Path, limit: int | None) -> list[Pair]:
     lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
     count = int(lines[0][0])
     matched = [(image_path(n, a), image_path(n, b), True) for n, a, b in lines[1 : 1 + count]]
-    mismatched = [
-        (image_path(n1, a), image_path(n2, b), False) for n1, a, n2, b in lines[1 + count : 1 + 2 * count]
-    ]
+    mismatched = [(image_path(n1, a), image_path(n2, b), False) for n1, a, n2, b in lines[1 + count : 1 + 2 * count]]
     pairs = []
     for half in (matched, mismatched):
         keep = len(half) if limit is None else min(len(half), limit // 2)
@@ -155,8 +153,11 @@ def run_study(
     restore: bool = True,
 ) -> dict:
     """Embed every condition (cached), score the pairs and return the result dict written as JSON."""
+    from model import degradations
     from model.degradations import apply_preset
 
+    # Cached degraded/restored embeddings are only valid for the degradation code that made them.
+    version = hashlib.sha1(Path(degradations.__file__).read_bytes()).hexdigest()[:8]
     pairs = read_pairs(lfw_dir / "pairsDevTrain.txt", pairs_limit or None)
     keys = sorted({x for p in pairs for x in (p.first, p.second)})
     images = {k: read_image(lfw_dir / "images" / k) for k in keys}
@@ -180,16 +181,14 @@ def run_study(
 
         restorer = Restorer(model, upscale=1)  # same 250x250 geometry as the clean and degraded images
     for preset in presets:
-        embedded = embed_condition(
-            f"degraded-{preset}", images, degraded(preset), identity, fallback, cache_dir
-        )
+        embedded = embed_condition(f"degraded-{preset}", images, degraded(preset), identity, fallback, cache_dir)
         rows[f"degraded {preset}"] = score(pairs, embedded)
         if restorer is not None:
 
             def restored(key, img, preset=preset):
                 return restorer.enhance(apply_preset(img, preset, seed=stable_seed(key)))[2]
 
-            condition = f"restored-{preset}-{restorer.model_version}"
+            condition = f"restored-{preset}-{version}-{restorer.model_version}"
             embedded = embed_condition(condition, images, restored, identity, fallback, cache_dir)
             rows[f"restored {preset}"] = score(pairs, embedded)
 
@@ -240,9 +239,7 @@ def markdown_table(result: dict) -> str:
         "|---|---|---|---|",
     ]
     for name, row in result["conditions"].items():
-        lines.append(
-            f"| {name} | {row['accuracy']:.3f} | {row['fold_std']:.3f} | {row['detection_rate']:.0%} |"
-        )
+        lines.append(f"| {name} | {row['accuracy']:.3f} | {row['fold_std']:.3f} | {row['detection_rate']:.0%} |")
     return "\n".join(lines)
 
 
