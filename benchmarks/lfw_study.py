@@ -181,7 +181,9 @@ def run_study(
 
         restorer = Restorer(model, upscale=1)  # same 250x250 geometry as the clean and degraded images
     for preset in presets:
-        embedded = embed_condition(f"degraded-{preset}", images, degraded(preset), identity, fallback, cache_dir)
+        embedded = embed_condition(
+            f"degraded-{preset}-{version}", images, degraded(preset), identity, fallback, cache_dir
+        )
         rows[f"degraded {preset}"] = score(pairs, embedded)
         if restorer is not None:
 
