@@ -59,9 +59,7 @@ def tiny_random_model(path: Path) -> str:
     from model.gfpgan_arch import GFPGANv1Clean
 
     torch.manual_seed(0)
-    net = GFPGANv1Clean(
-        out_size=64, num_style_feat=64, channel_multiplier=1, num_mlp=2, narrow=0.125, sft_half=True
-    )
+    net = GFPGANv1Clean(out_size=64, num_style_feat=64, channel_multiplier=1, num_mlp=2, narrow=0.125, sft_half=True)
     return str(save_generator(net, path))
 
 
@@ -137,17 +135,14 @@ def stage_real(model: str | None) -> None:
     by_name = {s.image: s for s in scores}
     picks = [by_name[name] for name in SHEET_PHOTOS if name in by_name] or scores[:3]
     sheets = [
-        cv2.imread(
-            str(out / "sheets" / (Path(s.image).with_suffix("").as_posix().replace("/", "__") + ".png"))
-        )
+        cv2.imread(str(out / "sheets" / (Path(s.image).with_suffix("").as_posix().replace("/", "__") + ".png")))
         for s in picks
     ]
     sheets = [cv2.resize(s, (round(s.shape[1] * 256 / s.shape[0]), 256)) for s in sheets if s is not None]
     if sheets:
         width = max(s.shape[1] for s in sheets)
         padded = [
-            cv2.copyMakeBorder(s, 4, 4, 0, width - s.shape[1], cv2.BORDER_CONSTANT, value=(255,) * 3)
-            for s in sheets
+            cv2.copyMakeBorder(s, 4, 4, 0, width - s.shape[1], cv2.BORDER_CONSTANT, value=(255,) * 3) for s in sheets
         ]
         save_jpeg(np.vstack(padded), IMAGES / "results_real.jpg")
 
@@ -164,8 +159,7 @@ def render(pipeline_check: bool) -> str:
     lines = ["# Results", ""]
     if pipeline_check:
         lines += [
-            "> **PIPELINE CHECK ONLY — these numbers come from a tiny generator with RANDOM "
-            "weights.** They prove",
+            "> **PIPELINE CHECK ONLY — these numbers come from a tiny generator with RANDOM weights.** They prove",
             "> that every stage runs end to end; they say nothing about the project's model. Re-run",
             "> `python benchmarks/make_results.py` once the default model is in model/weights/.",
             "",
@@ -254,6 +248,18 @@ def render(pipeline_check: bool) -> str:
             "",
         ]
     lines += [
+        "## Evaluate your own model",
+        "",
+        "```",
+        "wgfpgan eval --hq ../shared/data/faces/val-512 --model runs/my.pth --preset medium --out eval-report",
+        "wgfpgan eval --hq ../shared/data/faces/val-512 --model a.pth --model b.pth   # several models, 3 presets",
+        "wgfpgan eval --real ../shared/data/realworld --out real-report               # before/after sheets",
+        "```",
+        "",
+        "Without `--model` the shipped default model is evaluated. The summary ends with issue #4's acceptance "
+        "line (PSNR gain >= 1.5 dB, identity distance <= 0.8x bicubic's, sharpness >= 0.6x GT on medium); "
+        "in Python: `evaluate_hq(folder, [path], ['medium']).acceptance()` (model/evaluate.py).",
+        "",
         "## Reproduce",
         "",
         "`python benchmarks/make_results.py` (about 30 minutes on 2 cores; `--stages hq,render` for "

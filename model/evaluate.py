@@ -23,9 +23,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -375,9 +377,7 @@ def _score_in_worker(variant: np.ndarray, gt: np.ndarray, gt_face: FaceAnalysis,
     return {**score_variant(_process_identity, variant, gt, gt_face, size), "seconds": seconds}
 
 
-def _done(value):
-    from concurrent.futures import Future
-
+def _done(value) -> Future:
     future: Future = Future()
     future.set_result(value)
     return future
@@ -391,9 +391,6 @@ class _Scorer:
         self.identity = FaceIdentity()
         self.pool = None
         if workers > 0:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
             self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, variant: np.ndarray, gt: np.ndarray, gt_face: FaceAnalysis, size: int, *, seconds: float):
