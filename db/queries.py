@@ -329,50 +329,78 @@ def release_item(session: Session, claim: ClaimedItem, *, reason: str) -> bool:
     return _finish(session, claim, ItemState.QUEUED, {"error_message": reason[:2000], "finished_at": None})
 
 
-def requeue_expired_leases(session: Session, *, now: datetime | None = None) -> list[int]:
-    """running -> queued for every expired lease (-> cancelled if its job was cancelled). Returns ids."""
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+def requeue_expired_leases(
+    session: Session, *, now: datetime | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+) -> list[int]:
+    """running -> queued for every expired lease; -> cancelled if its job was cancelled; -> failed
+    (`worker_lost`) once `max_attempts` workers died on it (a photo that kills its worker, e.g. out of
+    memory, must not loop forever). Returns the requeued ids."""
     now = now or utcnow()
     expired = session.execute(
-        select(Item.id, Item.job_id, Job.state)
+        select(Item.id, Item.job_id, Item.attempts, Job.state)
         .join(Job, Job.id == Item.job_id)
         .where(Item.state == ItemState.RUNNING, Item.lease_until < now)
     ).all()
     requeued: list[int] = []
-    for item_id, job_id, job_state in expired:
-        target = ItemState.CANCELLED if job_state == JobState.CANCELLED else ItemState.QUEUED
-        if _cas_running(session, item_id, job_id, target, Item.lease_until < now):
-            if target == ItemState.QUEUED:
-                requeued.append(item_id)
-            else:
-                _finish_job_if_done(session, job_id)
+    for item_id, job_id, attempts, job_state in expired:
+        target = _target_after_loss(job_state, attempts, max_attempts)
+        if _cas_running(session, item_id, job_id, target, Item.lease_until < now, attempts) and (
+            target == ItemState.QUEUED
+        ):
+            requeued.append(item_id)
     return requeued
 
 
-def requeue_workers(session: Session, job_id: int, worker_ids: Iterable[str]) -> list[int]:
-    """running -> queued for items held by workers known to be dead (the embedded runner's resume)."""
+def requeue_workers(
+    session: Session, job_id: int, worker_ids: Iterable[str], *, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+) -> list[int]:
+    """Like `requeue_expired_leases`, for items held by workers known to be dead (the embedded runner)."""
     ids = list(worker_ids)
     if not ids:
         return []
+    job_state = session.scalar(select(Job.state).where(Job.id == job_id))
     rows = session.execute(
-        select(Item.id).where(Item.job_id == job_id, Item.state == ItemState.RUNNING, Item.worker_id.in_(ids))
-    ).scalars()
-    return [
-        item_id
-        for item_id in list(rows)
-        if _cas_running(session, item_id, job_id, ItemState.QUEUED, Item.worker_id.in_(ids))
-    ]
+        select(Item.id, Item.attempts).where(
+            Item.job_id == job_id, Item.state == ItemState.RUNNING, Item.worker_id.in_(ids)
+        )
+    ).all()
+    requeued = []
+    for item_id, attempts in rows:
+        target = _target_after_loss(job_state, attempts, max_attempts)
+        if _cas_running(session, item_id, job_id, target, Item.worker_id.in_(ids), attempts) and (
+            target == ItemState.QUEUED
+        ):
+            requeued.append(item_id)
+    return requeued
 
 
-def _cas_running(session: Session, item_id: int, job_id: int, target: ItemState, guard: Any) -> bool:
+def _target_after_loss(job_state: str | None, attempts: int, max_attempts: int) -> ItemState:
+    if job_state == JobState.CANCELLED:
+        return ItemState.CANCELLED
+    return ItemState.FAILED if attempts >= max_attempts else ItemState.QUEUED
+
+
+def _cas_running(session: Session, item_id: int, job_id: int, target: ItemState, guard: Any, attempts: int) -> bool:
     values: dict[str, Any] = {"state": target, "lease_until": None, "enqueued_at": None}
-    if target == ItemState.CANCELLED:
+    if target != ItemState.QUEUED:
         values["finished_at"] = utcnow()
+    if target == ItemState.FAILED:
+        values["error_code"] = "worker_lost"
+        values["error_message"] = (
+            f"the worker processing this photo stopped {attempts} times (killed, out of memory?); "
+            "`wgfpgan retry JOB --failed` tries again"
+        )
     result = session.execute(
         update(Item).where(and_(Item.id == item_id, Item.state == ItemState.RUNNING, guard)).values(**values)
     )
     if result.rowcount != 1:
         return False
     _move(session, job_id, ItemState.RUNNING, target, 1)
+    if target != ItemState.QUEUED:
+        _finish_job_if_done(session, job_id)
     return True
 
 
@@ -404,8 +432,9 @@ def cancel_job(session: Session, job_id: int) -> int:
 
 
 def retry_job(session: Session, job_id: int, *, failed_only: bool = False) -> int:
-    """failed (and, unless failed_only, cancelled) -> queued; the job becomes active again."""
-    reset = {"enqueued_at": None, "finished_at": None, "error_code": None, "error_message": None}
+    """failed (and, unless failed_only, cancelled) -> queued with attempts reset; the job becomes
+    active again."""
+    reset = {"enqueued_at": None, "finished_at": None, "error_code": None, "error_message": None, "attempts": 0}
     n = _bulk_move(session, job_id, ItemState.FAILED, ItemState.QUEUED, reset)
     if not failed_only:
         n += _bulk_move(session, job_id, ItemState.CANCELLED, ItemState.QUEUED, reset)

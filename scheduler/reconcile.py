@@ -37,7 +37,7 @@ def reconcile_once(database: Database, settings: Settings, *, stale_after: float
     from wgfpgan.broker import ChunkSender, held_item_ids
 
     report = ReconcileReport()
-    report.expired_leases = len(database.run(queries.requeue_expired_leases))
+    report.expired_leases = len(database.run(queries.requeue_expired_leases, max_attempts=settings.max_attempts))
     candidates = database.run(queries.stale_queued, enqueued_before=utcnow() - timedelta(seconds=stale_after))
     if candidates:
         held = held_item_ids(settings, delivered_within=stale_after)

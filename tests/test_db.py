@@ -86,9 +86,7 @@ def test_embedded_default_upgrades_itself(tmp_path, monkeypatch: pytest.MonkeyPa
 
 def test_resubmit_reuses_the_job_and_skips_known_keys(database: Database) -> None:
     job_id = make_job(database, 3)
-    job, created = database.run(
-        q.get_or_create_job, name="again", source="s3://b/in/", dest="s3://b/out/", options={}
-    )
+    job, created = database.run(q.get_or_create_job, name="again", source="s3://b/in/", dest="s3://b/out/", options={})
     assert not created and job.id == job_id and job.state == JobState.SUBMITTING
     more = [q.NewItem(f"img{i:03d}.jpg", f"s3://b/in/img{i:03d}.jpg") for i in range(5)]
     assert database.run(q.add_items, job_id, more) == 2
@@ -236,3 +234,21 @@ def test_models_and_migrations_agree(db_url: str) -> None:
     with database.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     database.dispose()
+
+
+def test_an_item_that_keeps_killing_its_worker_fails_after_max_attempts(database: Database) -> None:
+    job_id = make_job(database, 1)
+    [item_id] = database.run(q.queued_ids, job_id)
+    for attempt in (1, 2):
+        claim = database.run(q.claim_item, item_id, worker_id=f"dead{attempt}", lease_seconds=-1)
+        assert claim.attempt == attempt
+        assert database.run(q.requeue_expired_leases, max_attempts=3) == [item_id]
+    database.run(q.claim_item, item_id, worker_id="dead3", lease_seconds=600)
+    assert database.run(q.requeue_workers, job_id, ["dead3"], max_attempts=3) == []
+    [item] = database.run(q.list_failed, job_id)
+    assert item.error_code == "worker_lost" and "3 times" in item.error_message
+    assert database.run(q.get_job, job_id).state == JobState.FINISHED
+    assert database.run(q.retry_job, job_id, failed_only=True) == 1
+    [item] = database.run(q.list_items, job_id)
+    assert item.state == "queued" and item.attempts == 0 and item.error_code is None
+    assert_counters_match(database, job_id)

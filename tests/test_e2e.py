@@ -167,9 +167,7 @@ def test_submit_to_celery_worker_on_seaweedfs_and_postgres(
     listed = client.list_objects_v2(Bucket=s3_bucket, Prefix="restored/")["Contents"]
     assert {obj["Key"] for obj in listed} == {f"restored/{key}" for key in face_keys | plain_keys}
     assert all(
-        item.output_uri == f"s3://{s3_bucket}/restored/{item.rel_key}"
-        for item in items
-        if item.faces is not None
+        item.output_uri == f"s3://{s3_bucket}/restored/{item.rel_key}" for item in items if item.faces is not None
     )
 
     # Re-submitting the same source and destination does no work.
@@ -233,3 +231,59 @@ def test_embedded_run_on_folders_with_sqlite_and_resume(
     assert all(item.attempts == 1 for item in items if not item.rel_key.startswith("late/"))
     assert all((dest / "late" / f"new{i}.png").is_file() for i in range(3))
     database.dispose()
+
+
+def _child_workers(pid: int) -> list[int]:
+    """Pids of the spawned pool processes of `pid` (not its resource tracker)."""
+    children = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in cmdline:
+            children.append(int(proc.name))
+    return children
+
+
+def test_embedded_run_survives_a_killed_worker_process(shared_dir: Path, tiny_model_path: Path, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "WGFPGAN_HOME": str(tmp_path / "home"),
+        "WGFPGAN_MODEL": str(tiny_model_path),
+        "OMP_NUM_THREADS": "1",
+    }
+    env.pop("WGFPGAN_DATABASE_URL", None)
+    files, face_keys, plain_keys, _ = build_corpus(shared_dir, n_faces=14, n_plain=2)
+    source, dest = tmp_path / "album", tmp_path / "restored"
+    for key in face_keys | plain_keys:
+        (source / key).parent.mkdir(parents=True, exist_ok=True)
+        (source / key).write_bytes(files[key])
+    run = subprocess.Popen(
+        [sys.executable, "-m", "wgfpgan.cli", "run", str(source), "--out", str(dest), "--workers", "2", "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not any(dest.rglob("*.jpg")):  # the pool is working
+            assert run.poll() is None and time.monotonic() < deadline, run.stderr.read() if run.poll() else ""
+            time.sleep(0.2)
+        victims = _child_workers(run.pid)
+        assert victims, "no pool process found"
+        os.kill(victims[0], signal.SIGKILL)
+        out, err = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, err
+    assert "a worker process died" in err  # the pool was rebuilt, not silently hung or restarted
+    result = json.loads(out)
+    assert result["counts"]["succeeded"] == len(face_keys | plain_keys) and result["counts"]["running"] == 0
+    assert {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()} == face_keys | plain_keys
+    database = Database(f"sqlite:///{tmp_path / 'home' / 'wgfpgan.sqlite3'}")
+    attempts = [item.attempts for item in database.run(q.list_items, result["id"], limit=1000)]
+    database.dispose()
+    assert max(attempts) <= 2 and min(attempts) == 1

@@ -38,6 +38,7 @@ class Settings:
     lease_seconds: float = 900.0  # how long a claimed item stays reserved for its worker
     s3_max_attempts: int = 5  # botocore "standard" retry mode attempts per S3 request
     face_batch: int = 8  # faces per generator forward pass in a worker
+    max_attempts: int = 3  # an item whose worker died this many times fails with `worker_lost`
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,6 +54,7 @@ class Settings:
             lease_seconds=float(env.get("WGFPGAN_LEASE_SECONDS") or 900),
             s3_max_attempts=int(env.get("WGFPGAN_S3_MAX_ATTEMPTS") or 5),
             face_batch=int(env.get("WGFPGAN_FACE_BATCH") or 8),
+            max_attempts=int(env.get("WGFPGAN_MAX_ATTEMPTS") or 3),
         )
 
 

@@ -151,9 +151,7 @@ class ItemProcessor:
         )
         return Outcome(claim.id, "succeeded" if recorded else "lost")
 
-    def _fail(
-        self, claim: ClaimedItem, code: str, message: str, started: float, sha256: str | None = None
-    ) -> Outcome:
+    def _fail(self, claim: ClaimedItem, code: str, message: str, started: float, sha256: str | None = None) -> Outcome:
         recorded = self.database.run(
             queries.record_failure,
             claim,

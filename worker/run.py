@@ -8,16 +8,21 @@ Resumable: re-running the same command reopens the job, requeues items whose wor
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import socket
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import Any
 
 from db import Database, queries
 from scheduler.submit import iter_new_items, open_job, register_items
 from wgfpgan.config import Settings
+
+log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[dict[str, int]], None]
 
@@ -51,7 +56,7 @@ def run_job(
             database.run(queries.reopen_cancelled, job.id)
         register_items(database, job.id, iter_new_items(job.source, manifest=manifest, all_files=all_files))
         database.run(queries.finish_submission, job.id)
-        requeued = _requeue_abandoned(database, job.id)
+        requeued = _requeue_abandoned(database, job.id, settings.max_attempts)
         report = (lambda: on_progress(database.run(queries.counts, job.id))) if on_progress else None
         _process_queued(database, settings, job.id, workers, report)
         return RunResult(job.id, database.run(queries.counts, job.id), requeued)
@@ -59,11 +64,14 @@ def run_job(
         database.dispose()
 
 
-def _requeue_abandoned(database: Database, job_id: int) -> int:
-    """Items left `running` by a previous run that was interrupted or crashed."""
+def _requeue_abandoned(database: Database, job_id: int, max_attempts: int) -> int:
+    """Items left `running` by processes that are gone (an interrupted or crashed run, a killed pool
+    process): requeued, or failed as `worker_lost` after `max_attempts`. Returns how many moved."""
+    before = database.run(queries.counts, job_id)["running"]
     dead = [w for w in database.run(queries.running_workers, job_id) if not _alive_here(w)]
-    requeued = database.run(queries.requeue_workers, job_id, dead)
-    return len(requeued) + len(database.run(queries.requeue_expired_leases))
+    database.run(queries.requeue_workers, job_id, dead, max_attempts=max_attempts)
+    database.run(queries.requeue_expired_leases, max_attempts=max_attempts)
+    return before - database.run(queries.counts, job_id)["running"]
 
 
 def _alive_here(worker: str) -> bool:
@@ -103,13 +111,48 @@ def _process_queued(
                 if report:
                     report()
         else:
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(workers, initializer=_init_pool_process, initargs=(settings,)) as pool:
-                for _done in pool.imap_unordered(_pool_process_chunk, _chunks(database, job_id, chunk_size)):
-                    if report:
-                        report()
+            _process_in_pool(database, settings, job_id, workers, chunk_size, report)
         if not database.run(queries.queued_ids, job_id, limit=1):
             return
+
+
+def _process_in_pool(
+    database: Database,
+    settings: Settings,
+    job_id: int,
+    workers: int,
+    chunk_size: int,
+    report: Callable[[], None] | None,
+) -> None:
+    """Chunks to `workers` spawned processes. If one dies (killed, out of memory, a crashing decoder) the
+    pool is rebuilt, the dead processes' items are requeued (or failed after `max_attempts`) and work
+    continues."""
+    context = multiprocessing.get_context("spawn")
+    while True:
+        try:
+            with ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_init_pool_process, initargs=(settings,)
+            ) as pool:
+                pending: set[Future] = set()
+                for chunk in _chunks(database, job_id, chunk_size):
+                    if len(pending) >= 2 * workers:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        _collect(done, report)
+                    pending.add(pool.submit(_pool_process_chunk, chunk))
+                _collect(wait(pending).done, report)
+            return
+        except BrokenProcessPool as exc:
+            recovered = _requeue_abandoned(database, job_id, settings.max_attempts)
+            if not recovered:  # no item was in flight: the processes cannot even start
+                raise RuntimeError(f"worker processes failed before taking any photo: {exc}") from exc
+            log.warning("a worker process died; %d items taken back, restarting the pool", recovered)
+
+
+def _collect(done: set[Future], report: Callable[[], None] | None) -> None:
+    for future in done:
+        future.result()
+        if report:
+            report()
 
 
 _pool_processor: Any = None
