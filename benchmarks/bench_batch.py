@@ -294,27 +294,35 @@ def print_table(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    rows: list[tuple[str, str]] = []
+    plain = report["plain_loop"]
+    rows.append(("plain loop: s / photo", f"{plain['seconds_per_image']:.3f}"))
+    rows.append(("plain loop: photos / s", f"{plain['images_per_second']:.2f}"))
+    for run in report.get("system", []):
+        label = f"system, {run['workers']} worker(s)"
+        rows.append((f"{label}: photos / s", f"{run['images_per_second']:.2f}"))
+        overhead = f"{run['in_worker_overhead_ms_mean']:.1f} / {run['in_worker_overhead_ms_p95']:.1f}"
+        rows.append((f"{label}: in-worker overhead ms (mean / p95)", overhead))
+    if "overhead" in report:
+        o = report["overhead"]
+        for label, ms, percent in (
+            ("per-item overhead end to end, 1 worker", "end_to_end_ms_per_item", "end_to_end_percent_of_model"),
+            (
+                "per-item overhead end to end vs model time in the same run",
+                "end_to_end_vs_same_run_model_ms",
+                "end_to_end_vs_same_run_model_percent",
+            ),
+            ("per-item overhead in worker", "in_worker_ms_per_item", "in_worker_percent_of_model"),
+        ):
+            rows.append((f"{label} (ms, % of model)", f"{o[ms]:.1f} ({o[percent]:.1f}%)"))
+    if "submit_many" in report:
+        many = report["submit_many"]
+        rows.append((f"submit {many['objects']} S3 objects (s)", f"{many['submit_seconds']:.1f}"))
     table = Table(title=f"batch system vs plain loop ({report['model']})")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    plain = report["plain_loop"]
-    table.add_row("plain loop: s / photo", f"{plain['seconds_per_image']:.3f}")
-    table.add_row("plain loop: photos / s", f"{plain['images_per_second']:.2f}")
-    for run in report.get("system", []):
-        table.add_row(f"system, {run['workers']} worker(s): photos / s", f"{run['images_per_second']:.2f}")
-        table.add_row(f"system, {run['workers']} worker(s): in-worker overhead ms (mean / p95)",
-                      f"{run['in_worker_overhead_ms_mean']:.1f} / {run['in_worker_overhead_ms_p95']:.1f}")  # fmt: skip
-    if "overhead" in report:
-        o = report["overhead"]
-        table.add_row("per-item overhead end to end, 1 worker (ms, % of model)",
-                      f"{o['end_to_end_ms_per_item']:.1f} ({o['end_to_end_percent_of_model']:.1f}%)")  # fmt: skip
-        table.add_row("per-item overhead end to end vs model time in the same run (ms, %)",
-                      f"{o['end_to_end_vs_same_run_model_ms']:.1f} ({o['end_to_end_vs_same_run_model_percent']:.1f}%)")  # fmt: skip
-        table.add_row("per-item overhead in worker (ms, % of model)",
-                      f"{o['in_worker_ms_per_item']:.1f} ({o['in_worker_percent_of_model']:.1f}%)")  # fmt: skip
-    if "submit_many" in report:
-        s = report["submit_many"]
-        table.add_row(f"submit {s['objects']} S3 objects (s)", f"{s['submit_seconds']:.1f}")
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
 
 
