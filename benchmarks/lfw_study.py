@@ -232,16 +232,30 @@ def main() -> int:
     return 0
 
 
+def recovered_share(conditions: dict, preset: str) -> float | None:
+    """Share of the accuracy lost to degradation that restoration gives back (1 = all, < 0 = made worse)."""
+    clean = conditions["clean"]["accuracy"]
+    degraded, restored = conditions.get(f"degraded {preset}"), conditions.get(f"restored {preset}")
+    if restored is None or clean - degraded["accuracy"] <= 0:
+        return None
+    return (restored["accuracy"] - degraded["accuracy"]) / (clean - degraded["accuracy"])
+
+
 def markdown_table(result: dict) -> str:
+    conditions = result["conditions"]
     lines = [
         f"LFW DevTrain, {result['pairs']} pairs ({result['subset']}), {result['folds']}-fold CV, "
         f"model `{result['model']}`.",
         "",
-        "| condition | accuracy | fold std | face detected |",
-        "|---|---|---|---|",
+        "| condition | accuracy | fold std | face detected | loss recovered |",
+        "|---|---|---|---|---|",
     ]
-    for name, row in result["conditions"].items():
-        lines.append(f"| {name} | {row['accuracy']:.3f} | {row['fold_std']:.3f} | {row['detection_rate']:.0%} |")
+    for name, row in conditions.items():
+        share = recovered_share(conditions, name.split()[-1]) if name.startswith("restored") else None
+        recovered = "" if share is None else f"{share:+.0%}"
+        lines.append(
+            f"| {name} | {row['accuracy']:.3f} | {row['fold_std']:.3f} | {row['detection_rate']:.0%} | {recovered} |"
+        )
     return "\n".join(lines)
 
 
