@@ -184,7 +184,7 @@ def render(pipeline_check: bool) -> str:
             "dlib embedding "
             "distance to the GT (same person typically < 0.6); LM err = dlib 5-point landmark error "
             "in pixels at "
-            "512; sharpness = gradient energy / GT's; NIQE = face-domain NIQE (lower = more like "
+            "512; sharpness = gradient energy / GT's; NIQE = face-domain NIQE of the face at 256 px (lower = more like "
             "sharp faces); "
             "detected = dlib HOG still finds the face. Protocol: model/evaluate.py.",
             "",
