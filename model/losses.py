@@ -1,0 +1,162 @@
+"""Training losses: pixel L1, pyramid L1 on the U-Net's toRGB outputs, critic feature matching, and the three
+adversarial losses compared in docs/ABLATION.md.
+
+Adversarial losses share one small interface (`AdversarialLoss`) so the trainer does not branch on the type:
+- `logistic` — GFPGAN's non-saturating softplus loss with lazy R1 regularisation (Adam).
+- `wgan`     — the original Wasserstein GAN (Arjovsky et al. 2017): the critic's raw score, no sigmoid and no log;
+               critic weights clipped to [-c, c] after every critic step (c applies to the critic's
+               equalised-LR weights, so it bounds each layer relative to its fan-in); RMSProp; n_critic steps
+               per G step.
+- `wgan-gp`  — WGAN with gradient penalty (Gulrajani et al. 2017): lambda * (||grad D(x_hat)|| - 1)^2 on random
+               interpolates of real and fake, Adam(0, 0.9), no clipping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def pixel_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.l1_loss(output, target)
+
+
+def pyramid_l1(out_rgbs: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    """Mean L1 between each intermediate toRGB output and the target area-downsampled to its size."""
+    losses = [F.l1_loss(rgb, F.adaptive_avg_pool2d(target, rgb.shape[-2:])) for rgb in out_rgbs]
+    return torch.stack(losses).mean()
+
+
+def feature_matching_l1(fake_features: list[torch.Tensor], real_features: list[torch.Tensor]) -> torch.Tensor:
+    """Critic feature matching: a perceptual-loss stand-in, since no VGG weights can be had offline."""
+    losses = [F.l1_loss(f, r.detach()) for f, r in zip(fake_features, real_features, strict=True)]
+    return torch.stack(losses).mean()
+
+
+@dataclass
+class AdversarialLoss:
+    """Base: the generator and critic objectives plus the critic's optimiser and post-step hook."""
+
+    n_critic: int = 1
+    lr: float = 2e-4
+
+    name = "base"
+
+    def critic_loss(
+        self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def generator_loss(self, fake_scores: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def make_optimizer(self, params) -> torch.optim.Optimizer:
+        raise NotImplementedError
+
+    def after_critic_step(self, critic: nn.Module) -> None:
+        """Hook run after each critic optimiser step (weight clipping for WGAN)."""
+
+
+@dataclass
+class LogisticLoss(AdversarialLoss):
+    r1_weight: float = 10.0
+    r1_every: int = 16
+    lr: float = 2e-4
+
+    name = "logistic"
+
+    def critic_loss(self, critic, real, fake, step):
+        real_scores = critic(real)
+        fake_scores = critic(fake)
+        loss = F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+        stats = {"d_real": real_scores.mean().item(), "d_fake": fake_scores.mean().item()}
+        if self.r1_weight > 0 and step % self.r1_every == 0:
+            real = real.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(critic(real).sum(), real, create_graph=True)
+            r1 = grad.pow(2).flatten(1).sum(1).mean()
+            loss = loss + self.r1_weight / 2 * r1 * self.r1_every  # lazy regularisation, as StyleGAN2
+            stats["r1"] = r1.item()
+        return loss, stats
+
+    def generator_loss(self, fake_scores):
+        return F.softplus(-fake_scores).mean()
+
+    def make_optimizer(self, params):
+        return torch.optim.Adam(params, lr=self.lr, betas=(0.0, 0.99))
+
+
+@dataclass
+class WGANLoss(AdversarialLoss):
+    clip: float = 1.0  # on equalised-LR weights (N(0,1) scaled by 1/sqrt(fan_in)); see model/discriminator.py
+    n_critic: int = 5
+    lr: float = 5e-5
+
+    name = "wgan"
+
+    def critic_loss(self, critic, real, fake, step):
+        real_scores = critic(real)
+        fake_scores = critic(fake)
+        wasserstein = real_scores.mean() - fake_scores.mean()
+        return -wasserstein, {
+            "d_real": real_scores.mean().item(),
+            "d_fake": fake_scores.mean().item(),
+            "w_dist": wasserstein.item(),
+        }
+
+    def generator_loss(self, fake_scores):
+        return -fake_scores.mean()
+
+    def make_optimizer(self, params):
+        return torch.optim.RMSprop(params, lr=self.lr)
+
+    @torch.no_grad()
+    def after_critic_step(self, critic):
+        for p in critic.parameters():
+            p.clamp_(-self.clip, self.clip)
+
+
+@dataclass
+class WGANGPLoss(AdversarialLoss):
+    gp_weight: float = 10.0
+    n_critic: int = 5
+    lr: float = 1e-4
+
+    name = "wgan-gp"
+
+    def critic_loss(self, critic, real, fake, step):
+        real_scores = critic(real)
+        fake_scores = critic(fake)
+        wasserstein = real_scores.mean() - fake_scores.mean()
+        alpha = torch.rand(real.size(0), 1, 1, 1, device=real.device, dtype=real.dtype)
+        mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+        gp = (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+        stats = {
+            "d_real": real_scores.mean().item(),
+            "d_fake": fake_scores.mean().item(),
+            "w_dist": wasserstein.item(),
+            "gp": gp.item(),
+        }
+        return -wasserstein + self.gp_weight * gp, stats
+
+    def generator_loss(self, fake_scores):
+        return -fake_scores.mean()
+
+    def make_optimizer(self, params):
+        return torch.optim.Adam(params, lr=self.lr, betas=(0.0, 0.9))
+
+
+ADVERSARIAL_LOSSES: dict[str, type[AdversarialLoss]] = {
+    "logistic": LogisticLoss,
+    "wgan": WGANLoss,
+    "wgan-gp": WGANGPLoss,
+}
+
+
+def make_adversarial_loss(kind: str, **overrides: float) -> AdversarialLoss:
+    if kind not in ADVERSARIAL_LOSSES:
+        raise ValueError(f"unknown adversarial loss {kind!r}; choose from {', '.join(ADVERSARIAL_LOSSES)}")
+    return ADVERSARIAL_LOSSES[kind](**{k: v for k, v in overrides.items() if v is not None})
