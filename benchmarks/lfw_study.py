@@ -27,8 +27,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,19 +118,66 @@ def clean_fallback_box(identity: FaceIdentity, images: dict[str, np.ndarray]) ->
     return tuple(float(v) for v in np.median(np.array(boxes), axis=0))
 
 
+class Embedder:
+    """Builds one condition's version of an image and embeds it; one per process."""
+
+    def __init__(self, model: str | None, fallback: tuple[float, ...]) -> None:
+        self.model, self.fallback = model, fallback
+        self.identity = FaceIdentity()
+        self._restorer = None
+
+    @property
+    def restorer(self):
+        if self._restorer is None:
+            from model.restorer import Restorer
+
+            self._restorer = Restorer(self.model, upscale=1)  # the same 250x250 geometry as the other conditions
+        return self._restorer
+
+    def image(self, kind: str, preset: str | None, key: str, img: np.ndarray) -> np.ndarray:
+        from model.degradations import apply_preset
+
+        if kind == "clean":
+            return img
+        degraded = apply_preset(img, preset, seed=stable_seed(key))
+        return degraded if kind == "degraded" else self.restorer.enhance(degraded)[2]
+
+    def embed(self, kind: str, preset: str | None, key: str, img: np.ndarray) -> tuple[np.ndarray, bool]:
+        analysis = self.identity.analyze(self.image(kind, preset, key, img), fallback=self.fallback)
+        return analysis.embedding, analysis.detected
+
+
+_process_embedder: Embedder | None = None
+
+
+def _init_worker(model: str | None, fallback: tuple[float, ...]) -> None:
+    global _process_embedder
+    _process_embedder = Embedder(model, fallback)
+
+
+def _embed_in_worker(kind: str, preset: str | None, key: str, img: np.ndarray) -> tuple[np.ndarray, bool]:
+    return _process_embedder.embed(kind, preset, key, img)
+
+
 def embed_condition(
     name: str,
+    kind: str,
+    preset: str | None,
     images: dict[str, np.ndarray],
-    transform,
-    identity: FaceIdentity,
-    fallback: tuple[float, ...],
+    embedder: Embedder,
+    pool,
     cache_dir: Path,
 ) -> dict[str, tuple[np.ndarray, bool]]:
+    """Embeddings of every image in one condition: from the cache, else computed (in `pool` if given)."""
     cache = EmbeddingCache(cache_dir / f"{name}.npz")
     start, todo = time.perf_counter(), [k for k in images if k not in cache.values]
-    for i, key in enumerate(todo, 1):
-        analysis = identity.analyze(transform(key, images[key]), fallback=fallback)
-        cache.values[key] = (analysis.embedding, analysis.detected)
+    if pool is not None:
+        futures = [pool.submit(_embed_in_worker, kind, preset, key, images[key]) for key in todo]
+        results = (future.result() for future in futures)
+    else:
+        results = (embedder.embed(kind, preset, key, images[key]) for key in todo)
+    for i, (key, result) in enumerate(zip(todo, results, strict=True), 1):
+        cache.values[key] = result
         cache.dirty = True
         if i % 50 == 0:
             print(f"  {name}: {i}/{len(todo)} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
@@ -151,10 +201,11 @@ def run_study(
     presets: list[str] | tuple[str, ...] = ("mild", "medium", "severe"),
     model: str | None = None,
     restore: bool = True,
+    workers: int | None = None,
 ) -> dict:
-    """Embed every condition (cached), score the pairs and return the result dict written as JSON."""
+    """Embed every condition (cached), score the pairs and return the result dict written as JSON.
+    `workers`: processes embedding images (default: one per CPU core; 0 = inline)."""
     from model import degradations
-    from model.degradations import apply_preset
 
     # Cached degraded/restored embeddings are only valid for the degradation code that made them.
     version = hashlib.sha1(Path(degradations.__file__).read_bytes()).hexdigest()[:8]
@@ -165,44 +216,45 @@ def run_study(
     fallback = clean_fallback_box(identity, images)
     cache_dir = default_cache_dir() / "lfw"
     start = time.perf_counter()
-    print(
-        f"{len(pairs)} pairs, {len(keys)} images, fallback box {np.round(fallback, 3).tolist()}",
-        file=sys.stderr,
-    )
+    print(f"{len(pairs)} pairs, {len(keys)} images, fallback box {np.round(fallback, 3).tolist()}", file=sys.stderr)
 
-    def degraded(preset):
-        return lambda key, img: apply_preset(img, preset, seed=stable_seed(key))
-
-    clean = embed_condition("clean", images, lambda key, img: img, identity, fallback, cache_dir)
-    rows = {"clean": score(pairs, clean)}
-    restorer = None
-    if restore:
-        from model.restorer import Restorer
-
-        restorer = Restorer(model, upscale=1)  # same 250x250 geometry as the clean and degraded images
+    embedder = Embedder(model, fallback)
+    model_version = embedder.restorer.model_version if restore else None
+    conditions = [("clean", "clean", None)]
     for preset in presets:
-        embedded = embed_condition(
-            f"degraded-{preset}-{version}", images, degraded(preset), identity, fallback, cache_dir
+        conditions.append((f"degraded {preset}", "degraded", preset))
+        if restore:
+            conditions.append((f"restored {preset}", "restored", preset))
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    pool = None
+    if workers > 0:
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(model, fallback),
         )
-        rows[f"degraded {preset}"] = score(pairs, embedded)
-        if restorer is not None:
+    rows = {}
+    try:
+        for label, kind, preset in conditions:
+            name = {"clean": "clean", "degraded": f"degraded-{preset}-{version}"}.get(
+                kind, f"restored-{preset}-{version}-{model_version}"
+            )
+            rows[label] = score(pairs, embed_condition(name, kind, preset, images, embedder, pool, cache_dir))
+    finally:
+        if pool is not None:
+            pool.shutdown()
 
-            def restored(key, img, preset=preset):
-                return restorer.enhance(apply_preset(img, preset, seed=stable_seed(key)))[2]
-
-            condition = f"restored-{preset}-{version}-{restorer.model_version}"
-            embedded = embed_condition(condition, images, restored, identity, fallback, cache_dir)
-            rows[f"restored {preset}"] = score(pairs, embedded)
-
+    subset = (
+        "all 2,200" if not pairs_limit else f"evenly spaced {pairs_limit // 2} matched + {pairs_limit // 2} mismatched"
+    )
     return {
         "pairs": len(pairs),
         "matched": sum(p.same for p in pairs),
         "images": len(keys),
         "pairs_file": str(lfw_dir / "pairsDevTrain.txt"),
-        "subset": "all 2,200"
-        if not pairs_limit
-        else f"evenly spaced {pairs_limit // 2} matched + {pairs_limit // 2} mismatched",
-        "model": restorer.model_version if restorer else None,
+        "subset": subset,
+        "model": model_version,
         "folds": FOLDS,
         "fallback_box": fallback,
         "wall_seconds": time.perf_counter() - start,
@@ -217,6 +269,7 @@ def main() -> int:
     parser.add_argument("--preset", action="append", choices=("mild", "medium", "severe"))
     parser.add_argument("--model", default=None, help="checkpoint (default: the shipped default model)")
     parser.add_argument("--no-restore", action="store_true", help="only clean and degraded conditions")
+    parser.add_argument("--workers", type=int, default=None, help="embedding processes (default: CPU cores)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "lfw_study.json")
     args = parser.parse_args()
     result = run_study(
@@ -225,6 +278,7 @@ def main() -> int:
         args.preset or ("mild", "medium", "severe"),
         args.model,
         not args.no_restore,
+        args.workers,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
