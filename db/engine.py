@@ -6,6 +6,11 @@
 - Transient errors (connection refused/reset, server restarting, database locked) are retried with
   exponential backoff; the transaction body must therefore be safe to re-run, which compare-and-set
   transitions are (a re-run of an already committed transition simply matches no row).
+- Workers open the database with `durable_commits=False`: on PostgreSQL their transactions use
+  `synchronous_commit=off` (no WAL flush wait, ~3x faster per transition here). A server crash can then
+  forget the last few hundred milliseconds of item transitions, never corrupt anything; a forgotten
+  claim or success only means the item is processed again, and outputs are idempotent. Scheduler
+  commands (submit, cancel, retry) keep fully durable commits.
 - `Database.check_migrated()` refuses a database whose schema is not at the head revision, except the
   embedded default SQLite file, which upgrades itself.
 """
@@ -41,7 +46,7 @@ def is_embedded_default(url: str) -> bool:
     return url == default_database_url()
 
 
-def create_db_engine(url: str) -> Engine:
+def create_db_engine(url: str, *, durable_commits: bool = True) -> Engine:
     """An engine for PostgreSQL or SQLite with the settings described in the module docstring."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -50,7 +55,16 @@ def create_db_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_recycle=1800)
+    engine = create_engine(url, pool_pre_ping=True, pool_recycle=1800)
+    if not durable_commits and parsed.get_backend_name() == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _relaxed_commit(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET synchronous_commit TO off")
+            dbapi_connection.commit()
+
+    return engine
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -96,16 +110,18 @@ def is_transient(exc: BaseException) -> bool:
 class Database:
     """An engine plus a session factory; `run()` executes one transaction with retries."""
 
-    def __init__(self, url: str, *, retry_seconds: float = 120.0) -> None:
+    def __init__(self, url: str, *, retry_seconds: float = 120.0, durable_commits: bool = True) -> None:
         self.url = url
-        self.engine = create_db_engine(url)
+        self.engine = create_db_engine(url, durable_commits=durable_commits)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.retry_seconds = retry_seconds
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, *, check: bool = True) -> Database:
+    def from_settings(
+        cls, settings: Settings | None = None, *, check: bool = True, durable_commits: bool = True
+    ) -> Database:
         settings = settings or Settings.from_env()
-        database = cls(settings.database_url)
+        database = cls(settings.database_url, durable_commits=durable_commits)
         if check:
             database.check_migrated()
         return database

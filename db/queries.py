@@ -105,19 +105,31 @@ def _finish_job_if_done(session: Session, job_id: int) -> None:
         )
 
 
-def _shift(session: Session, job_id: int, moves: dict[str, int]) -> None:
-    """Apply counter deltas, one UPDATE per state in sorted order (a fixed lock order: no deadlocks)."""
+def _shift(session: Session, job_id: int, moves: dict[str, int]) -> dict[str, int]:
+    """Apply counter deltas, one UPDATE per state in sorted order (a fixed lock order: no deadlocks).
+    Returns the new value of each counter it changed."""
+    after: dict[str, int] = {}
     for state in sorted(moves):
         delta = moves[state]
         if delta:
-            session.execute(
-                update(JobCount).where(JobCount.job_id == job_id, JobCount.state == state).values(n=JobCount.n + delta)
-            )
+            after[state] = session.execute(
+                update(JobCount)
+                .where(JobCount.job_id == job_id, JobCount.state == state)
+                .values(n=JobCount.n + delta)
+                .returning(JobCount.n)
+            ).scalar_one()
+    return after
 
 
-def _move(session: Session, job_id: int, old: str, new: str, n: int) -> None:
-    if n:
-        _shift(session, job_id, {old: -n, new: n})
+def _move(session: Session, job_id: int, old: str, new: str, n: int) -> dict[str, int]:
+    return _shift(session, job_id, {old: -n, new: n}) if n else {}
+
+
+def _finish_after_move(session: Session, job_id: int, after: dict[str, int]) -> None:
+    """After an item left `running`: finish the job if nothing is running or queued any more (the
+    queued counter is only read when the running counter just reached zero)."""
+    if after.get(ItemState.RUNNING, 1) == 0:
+        _finish_job_if_done(session, job_id)
 
 
 # --------------------------------------------------------------------------------------------- items
@@ -264,9 +276,9 @@ def _finish(session: Session, claim: ClaimedItem, new_state: ItemState, values: 
     )
     if result.rowcount != 1:
         return False
-    _move(session, claim.job_id, ItemState.RUNNING, new_state, 1)
+    after = _move(session, claim.job_id, ItemState.RUNNING, new_state, 1)
     if new_state in TERMINAL_STATES:
-        _finish_job_if_done(session, claim.job_id)
+        _finish_after_move(session, claim.job_id, after)
     return True
 
 
@@ -398,9 +410,9 @@ def _cas_running(session: Session, item_id: int, job_id: int, target: ItemState,
     )
     if result.rowcount != 1:
         return False
-    _move(session, job_id, ItemState.RUNNING, target, 1)
+    after = _move(session, job_id, ItemState.RUNNING, target, 1)
     if target != ItemState.QUEUED:
-        _finish_job_if_done(session, job_id)
+        _finish_after_move(session, job_id, after)
     return True
 
 

@@ -42,7 +42,7 @@ def processor() -> Any:
         from worker.process import ItemProcessor
 
         settings = Settings.from_env()
-        _processor = ItemProcessor(Database.from_settings(settings), settings)
+        _processor = ItemProcessor(Database.from_settings(settings, durable_commits=False), settings)
     return _processor
 
 

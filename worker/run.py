@@ -162,7 +162,7 @@ def _init_pool_process(settings: Settings) -> None:
     global _pool_processor
     from worker.process import ItemProcessor
 
-    _pool_processor = ItemProcessor(Database(settings.database_url), settings)
+    _pool_processor = ItemProcessor(Database(settings.database_url, durable_commits=False), settings)
     _pool_processor.restorer  # load the model before the first chunk arrives  # noqa: B018
 
 
