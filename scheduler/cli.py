@@ -144,6 +144,11 @@ def _submit(args: argparse.Namespace) -> int:
     from scheduler.submit import submit
     from scheduler.views import print_json
 
+    def announce(job_id: int, created: bool) -> None:
+        if not args.json:  # the id at once; the listing of a big archive can take minutes
+            verb = "created" if created else "reopened"
+            print(f"job {job_id} {verb}; listing {args.source} ...", file=sys.stderr, flush=True)
+
     result = submit(
         _settings(args),
         args.source,
@@ -152,6 +157,7 @@ def _submit(args: argparse.Namespace) -> int:
         manifest=args.manifest,
         all_files=args.all_files,
         options=restore_options(args),
+        on_job=announce,
     )
     if args.json:
         print_json({"id": result.job_id, **{k: v for k, v in vars(result).items() if k != "job_id"}})

@@ -42,6 +42,7 @@ def open_job(database: Database, source: str, dest: str, *, name: str | None, op
             f"the destination {dest} and the source {source} must not contain each other "
             "(outputs must never overwrite originals or be listed as new inputs)"
         )
+    storage.check_destination(dest)
     job, created = database.run(
         queries.get_or_create_job,
         name=name or _default_name(source),
@@ -161,14 +162,18 @@ def submit(
     manifest: str | None = None,
     all_files: bool = False,
     options: dict,
+    on_job: Callable[[int, bool], None] | None = None,
 ) -> SubmitResult:
-    """Create or reopen the job, stream the listing in, and dispatch work while listing continues."""
+    """Create or reopen the job, stream the listing in, and dispatch work while listing continues.
+    `on_job(job_id, created)` is called as soon as the job exists (before the listing)."""
     from wgfpgan.broker import ChunkSender
 
     database = Database.from_settings(settings)
     try:
         job, created = open_job(database, source, dest, name=name, options=options)
         result = SubmitResult(job.id, created)
+        if on_job:
+            on_job(job.id, created)
         if not created:
             result.reopened = database.run(queries.reopen_cancelled, job.id)
         with ChunkSender(settings) as sender:

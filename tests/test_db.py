@@ -252,3 +252,10 @@ def test_an_item_that_keeps_killing_its_worker_fails_after_max_attempts(database
     [item] = database.run(q.list_items, job_id)
     assert item.state == "queued" and item.attempts == 0 and item.error_code is None
     assert_counters_match(database, job_id)
+
+
+@pytest.mark.services
+def test_worker_connections_skip_the_wal_flush_wait_on_postgresql(postgres_url: str) -> None:
+    relaxed = Database(postgres_url, durable_commits=False)
+    assert relaxed.run(lambda s: s.execute(text("SHOW synchronous_commit")).scalar()) == "off"
+    relaxed.dispose()

@@ -135,3 +135,11 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.mark.services
+def test_check_destination_fails_fast_on_a_missing_bucket(s3_env, s3_bucket: str, tmp_path: Path) -> None:
+    storage.check_destination(f"s3://{s3_bucket}/out/")
+    storage.check_destination(str(tmp_path / "not-yet-created"))
+    with pytest.raises(storage.StorageError, match="does not exist"):
+        storage.check_destination("s3://no-such-bucket-here/out/")

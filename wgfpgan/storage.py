@@ -201,6 +201,19 @@ def write_bytes_atomic(uri: str, data: bytes) -> None:
             raise
 
 
+def check_destination(location: str) -> None:
+    """Fail fast (StorageError) when an S3 destination bucket does not exist or cannot be reached;
+    local folders are created on the first write."""
+    if not is_s3(location):
+        return
+    bucket, _ = split_s3(location)
+    try:
+        with _translate_s3_errors(f"s3://{bucket}"):
+            s3_client().head_bucket(Bucket=bucket)
+    except ObjectNotFound:
+        raise StorageError(f"the destination bucket {bucket!r} does not exist") from None
+
+
 def exists(uri: str) -> bool:
     if is_s3(uri):
         bucket, key = split_s3(uri)
