@@ -51,6 +51,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", default="1,2", help="worker process counts to measure")
     parser.add_argument("--model", help="generator checkpoint (default: see module docstring)")
     parser.add_argument("--chunk-size", type=int, default=8)
+    parser.add_argument(
+        "--status-items", type=int, default=1_000_000, help="items in one job for the status timing (0: skip)"
+    )
+    parser.add_argument("--skip-system", action="store_true", help="only the submit and status timings")
     parser.add_argument("--out", type=Path, default=RESULTS)
     return parser.parse_args(argv)
 
@@ -212,6 +216,66 @@ def submit_many(settings: Any, client: Any, bucket: str, n: int) -> dict:
     }
 
 
+def status_at_scale(database_url: str, n: int) -> dict:
+    """`wgfpgan status --json` on a job of `n` items (rows generated server-side; the timed part is
+    the status command and a few transitions through the normal queries)."""
+    from sqlalchemy import text
+
+    from db import Database, queries
+
+    database = Database(database_url)
+    job, _ = database.run(queries.get_or_create_job, name="scale", source="s3://x/in/", dest="s3://x/out/", options={})
+    started = time.perf_counter()
+    with database.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO items (job_id, rel_key, source_uri, state, attempts, created_at) "
+                "SELECT :job, 'k' || g, 's3://x/in/k' || g, 'queued', 0, now() FROM generate_series(1, :n) g"
+            ),
+            {"job": job.id, "n": n},
+        )
+        conn.execute(
+            text("UPDATE job_counts SET n = :n WHERE job_id = :job AND state = 'queued'"), {"job": job.id, "n": n}
+        )
+        conn.exec_driver_sql("ANALYZE items")
+    generate = time.perf_counter() - started
+    database.run(queries.finish_submission, job.id)
+    first = database.run(queries.queued_ids, job.id, limit=5)
+    transition = []
+    for item_id in first:
+        t0 = time.perf_counter()
+        claim = database.run(queries.claim_item, item_id, worker_id="bench", lease_seconds=60)
+        database.run(queries.record_failure, claim, code="bench", message="scale probe")
+        transition.append(time.perf_counter() - t0)
+    timings = []
+    env = {**os.environ, "WGFPGAN_DATABASE_URL": database_url}
+    for _ in range(3):
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-m", "wgfpgan.cli", "status", str(job.id), "--json"],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        timings.append(time.perf_counter() - t0)
+    counts = json.loads(out.stdout)["counts"]
+    t0 = time.perf_counter()
+    database.run(queries.counts, job.id)
+    counts_query = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scanned = database.run(queries.count_by_scan, job.id)
+    scan = time.perf_counter() - t0
+    database.dispose()
+    assert scanned == counts, (scanned, counts)
+    return {
+        "items": n,
+        "generate_seconds": generate,
+        "status_cli_seconds_median": statistics.median(timings),
+        "counts_query_ms": 1000 * counts_query,
+        "count_by_full_scan_ms": 1000 * scan,
+        "claim_plus_record_ms_median": 1000 * statistics.median(transition),
+        "counts": counts,
+    }
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
@@ -231,8 +295,9 @@ def main(argv: list[str] | None = None) -> int:
         model, model_note = model_path(args, workdir)
         report["model"] = model_note
         files = photos(args.images)
-        print(f"model: {model_note}; {len(files)} photos; plain loop...", flush=True)
-        report["plain_loop"] = plain_loop(model, files)
+        if not args.skip_system:
+            print(f"model: {model_note}; {len(files)} photos; plain loop...", flush=True)
+            report["plain_loop"] = plain_loop(model, files)
 
         server = SeaweedServer(workdir / "seaweedfs").start()
         try:
@@ -257,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                 client.put_object(Bucket=bucket, Key=f"warmup/w{i}.jpg", Body=data)
 
             report["system"] = []
-            for n_workers in (int(n) for n in args.workers.split(",")):
+            for n_workers in (int(n) for n in args.workers.split(",") if not args.skip_system):
                 print(f"system with {n_workers} worker(s)...", flush=True)
                 report["system"].append(system_run(settings, bucket, files, n_workers, env, workdir))
             one = next((run for run in report["system"] if run["workers"] == 1), None)
@@ -280,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
                 report["submit_many"] = submit_many(
                     dataclasses.replace(settings, chunk_size=args.chunk_size), client, bucket, args.objects
                 )
+            if args.status_items:
+                print(f"status of a job with {args.status_items} items...", flush=True)
+                report["status_at_scale"] = status_at_scale(database_url, args.status_items)
         finally:
             server.stop()
 
@@ -295,9 +363,10 @@ def print_table(report: dict) -> None:
     from rich.table import Table
 
     rows: list[tuple[str, str]] = []
-    plain = report["plain_loop"]
-    rows.append(("plain loop: s / photo", f"{plain['seconds_per_image']:.3f}"))
-    rows.append(("plain loop: photos / s", f"{plain['images_per_second']:.2f}"))
+    if "plain_loop" in report:
+        plain = report["plain_loop"]
+        rows.append(("plain loop: s / photo", f"{plain['seconds_per_image']:.3f}"))
+        rows.append(("plain loop: photos / s", f"{plain['images_per_second']:.2f}"))
     for run in report.get("system", []):
         label = f"system, {run['workers']} worker(s)"
         rows.append((f"{label}: photos / s", f"{run['images_per_second']:.2f}"))
@@ -318,6 +387,13 @@ def print_table(report: dict) -> None:
     if "submit_many" in report:
         many = report["submit_many"]
         rows.append((f"submit {many['objects']} S3 objects (s)", f"{many['submit_seconds']:.1f}"))
+    if "status_at_scale" in report:
+        scale = report["status_at_scale"]
+        label = f"job of {scale['items']:,} items"
+        rows.append((f"{label}: `wgfpgan status --json` (s, whole CLI)", f"{scale['status_cli_seconds_median']:.2f}"))
+        rows.append((f"{label}: counts query / full count scan (ms)",
+                     f"{scale['counts_query_ms']:.1f} / {scale['count_by_full_scan_ms']:.0f}"))  # fmt: skip
+        rows.append((f"{label}: claim + record one item (ms)", f"{scale['claim_plus_record_ms_median']:.1f}"))
     table = Table(title=f"batch system vs plain loop ({report['model']})")
     table.add_column("measure")
     table.add_column("value", justify="right")
