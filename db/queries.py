@@ -54,6 +54,10 @@ def get_or_create_job(
     return job, True
 
 
+def find_job(session: Session, *, source: str, dest: str) -> Job | None:
+    return session.scalars(select(Job).where(Job.source == source, Job.dest == dest)).first()
+
+
 def get_job(session: Session, job_id: int) -> Job | None:
     return session.get(Job, job_id)
 
@@ -477,7 +481,3 @@ def list_items(
 
 def list_failed(session: Session, job_id: int, *, after_id: int = 0, limit: int = 100) -> list[Item]:
     return list_items(session, job_id, state=ItemState.FAILED, after_id=after_id, limit=limit)
-
-
-def get_items(session: Session, item_ids: Sequence[int]) -> list[Item]:
-    return list(session.scalars(select(Item).where(Item.id.in_(list(item_ids))).order_by(Item.id)))

@@ -43,14 +43,24 @@ def open_job(database: Database, source: str, dest: str, *, name: str | None, op
             "(outputs must never overwrite originals or be listed as new inputs)"
         )
     storage.check_destination(dest)
-    job, created = database.run(
+    existing = database.run(queries.find_job, source=source, dest=dest)
+    if existing is not None and _restore_options(existing.options) != _restore_options(options):
+        raise ValueError(
+            f"job {existing.id} for this source and destination was created with "
+            f"{_restore_options(existing.options)}; re-submit with the same options, or choose another "
+            "--out for different ones"
+        )
+    return database.run(
         queries.get_or_create_job,
         name=name or _default_name(source),
         source=source,
         dest=dest,
         options=options,
     )
-    return job, created
+
+
+def _restore_options(options: dict) -> dict:
+    return {key: value for key, value in options.items() if key != "embedded"}
 
 
 def _inside(path: str, folder: str) -> bool:

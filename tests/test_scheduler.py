@@ -185,3 +185,11 @@ def test_reconcile_resends_chunks_delivered_to_a_worker_that_died(
     finally:
         client.hdel("unacked", stale_tag, fresh_tag)
         client.zrem("unacked_index", stale_tag, fresh_tag)
+
+
+def test_resubmit_with_other_options_is_refused(env: Settings, photos: Path, tmp_path: Path, capsys) -> None:
+    submit(capsys, photos, tmp_path / "out", "--upscale", "2")
+    code, _, err = cli(capsys, "submit", str(photos), "--out", str(tmp_path / "out"), "--upscale", "4")
+    assert code == 2 and "'upscale': 2" in err and "another --out" in err
+    _, out, _ = cli(capsys, "status", "1", "--json")
+    assert json.loads(out)["state"] == "active"  # the refused re-submission left the job untouched
