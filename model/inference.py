@@ -181,7 +181,7 @@ class FoldedGenerator(nn.Module):
 
     def _sft(self, out: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> None:
         target = out[:, out.size(1) // 2 :] if self.net.stylegan_decoder.sft_half else out
-        target.mul_(scale).add_(shift)
+        torch.addcmul(shift, target, scale, out=target)  # in place, one pass
 
     def decode(self, latent: torch.Tensor, conditions: list[torch.Tensor]) -> torch.Tensor:
         """One face: latent is num_latent x F (fp32), conditions each 1 x C x H x W. Returns 1x3xSxS fp32."""
@@ -293,6 +293,7 @@ def onnx_session(model: bytes | str | Path, device: torch.device) -> Any:
         providers.insert(0, "CUDAExecutionProvider")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = torch.get_num_threads()  # one thread policy for every mode
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, sess_options=options, providers=providers)
 
