@@ -147,3 +147,19 @@ def test_unreachable_storage_hands_items_back_not_failed(
     assert client.get_object(Bucket=s3_bucket, Key="out/a.png")["Body"].read()[:4] == b"\x89PNG"
     [item] = database.run(q.list_items, job_id)
     assert item.attempts == 2 and item.output_uri == f"s3://{s3_bucket}/out/a.png"
+
+
+def test_a_symlink_in_the_source_cannot_lead_outside_it(database: Database, restorer, tmp_path: Path) -> None:
+    source, outside = tmp_path / "in", tmp_path / "private"
+    source.mkdir()
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(png_bytes())
+    (source / "link").symlink_to(outside, target_is_directory=True)
+    manifest = tmp_path / "manifest.txt"
+    manifest.write_text("link/secret.png\n")
+    job, _ = open_job(database, str(source), str(tmp_path / "out"), name="t", options=job_options())
+    register_items(database, job.id, iter_new_items(job.source, manifest=str(manifest)))
+    [item_id] = database.run(q.queued_ids, job.id)
+    outcome = ItemProcessor(database, Settings.from_env(), restorer=restorer).process_item(item_id)
+    assert outcome.status == "failed" and outcome.code == "unsafe_key"
+    assert not (tmp_path / "out").exists()

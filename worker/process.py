@@ -75,7 +75,7 @@ class ItemProcessor:
         self.settings = settings
         self._restorer = restorer
         self.transient_retry_seconds = transient_retry_seconds
-        self._jobs: dict[int, tuple[str, dict[str, Any]]] = {}
+        self._jobs: dict[int, tuple[str, str, dict[str, Any]]] = {}
 
     @property
     def restorer(self) -> Any:
@@ -110,9 +110,13 @@ class ItemProcessor:
     def _restore(self, claim: ClaimedItem, started: float) -> Outcome:
         from model.imageio import ImageError
 
-        dest, options = self._job(claim.job_id)
+        source, dest, options = self._job(claim.job_id)
+        try:  # re-derived and checked: a symlink inside a local SOURCE must not lead outside it
+            source_uri = storage.safe_join(source, claim.rel_key)
+        except storage.UnsafeKey as exc:
+            return self._fail(claim, exc.code, str(exc), started)
         try:
-            data = self._with_retries(storage.read_bytes, claim.source_uri)
+            data = self._with_retries(storage.read_bytes, source_uri)
         except storage.StorageError as exc:
             return self._fail(claim, exc.code, str(exc), started)
         sha256 = hashlib.sha256(data).hexdigest()
@@ -162,10 +166,11 @@ class ItemProcessor:
         )
         return Outcome(claim.id, "failed" if recorded else "lost", code, message)
 
-    def _job(self, job_id: int) -> tuple[str, dict[str, Any]]:
+    def _job(self, job_id: int) -> tuple[str, str, dict[str, Any]]:
+        """(source, dest, options) of a job, cached: they never change after creation."""
         if job_id not in self._jobs:
             job = self.database.run(queries.get_job, job_id)
-            self._jobs[job_id] = (job.dest, dict(job.options or {}))
+            self._jobs[job_id] = (job.source, job.dest, dict(job.options or {}))
         return self._jobs[job_id]
 
     def _with_retries(self, fn: Callable[..., Any], *args: Any) -> Any:
