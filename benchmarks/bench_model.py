@@ -26,6 +26,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+# Before torch loads OpenMP: idle threads sleep rather than spin. On this shared 2-core machine, spinning
+# makes a 2-thread forward 10-40x slower whenever another process holds a core.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np
 import torch
 import yaml
@@ -167,6 +171,7 @@ def environment() -> dict[str, object]:
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "auto_resolves_to": resolve_mode("auto", torch.device("cpu")),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         "load_average_start": os.getloadavg(),
     }
 
@@ -179,7 +184,8 @@ def write_results(out_dir: Path, env: dict, flops: dict[str, int], rows: list[Ro
         "# Generator inference benchmark (benchmarks/bench_model.py)",
         "",
         f"CPU: {env['cpu']}, {env['cores']} cores, torch {env['torch']}, "
-        f"onnxruntime {env['onnxruntime']}. `auto` runs as `{env['auto_resolves_to']}` here. Load average "
+        f"onnxruntime {env['onnxruntime']}, OMP_WAIT_POLICY={env['omp_wait_policy']}. "
+        f"`auto` runs as `{env['auto_resolves_to']}` here. Load average "
         f"{env['load_average_start']} at start, {env['load_average_end']} at end (shared machine).",
         "",
         "FLOPs per face (2 x multiply-adds of convolutions and matrix products): "

@@ -294,6 +294,9 @@ def onnx_session(model: bytes | str | Path, device: torch.device) -> Any:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = torch.get_num_threads()  # one thread policy for every mode
+    # Idle threads sleep instead of spinning: on a CPU shared with other work, spinning threads steal the
+    # cores the busy ones need (as OMP_WAIT_POLICY=PASSIVE for torch: see benchmarks/bench_model.py).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, sess_options=options, providers=providers)
 
