@@ -52,7 +52,8 @@ class TokenAuth:
         if _same(query_token, self.token) and request.method == "GET":
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
             response = RedirectResponse(scope["path"] + (f"?{urlencode(rest)}" if rest else ""), status_code=303)
-            response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
+            secure = request.url.scheme == "https"
+            response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", secure=secure, path="/")
         else:
             response = refusal(request, wrong=query_token is not None or bearer(request) is not None)
         await response(scope, receive, send)

@@ -1,12 +1,16 @@
 """The job page's item listing: filters plus keyset paging that stays fast at a million items.
 
-Every page is one indexed range read — `WHERE job_id = ? [AND state = ?] AND id > ? ORDER BY id LIMIT n+1`
-on the (job_id, state, id) index — never an OFFSET scan, and totals come from the `job_counts` counters,
-never a COUNT(*) over the items. The extra row tells whether a next page exists.
+A page is read per item state: `WHERE job_id = ? AND state = ? AND id > ? ORDER BY id LIMIT n+1`, one
+ordered range read of the (job_id, state, id) index for each state the filter allows (at most five),
+merged by id. Each read stops after n+1 rows, so a page costs O(n) rows at any job size and however the
+job's ids are interleaved with other jobs' — never an OFFSET scan, never a sort of the whole job — and
+totals come from the `job_counts` counters, never a COUNT(*). The extra row tells whether a next page
+exists.
 
-Filters and the state they imply (so the index can serve them): an error code only exists on failed
-items (claims and retries clear it), and faces are only recorded for succeeded items, so `has_error=yes`
-reads failed items and `faces=...` reads succeeded items.
+Filters and the states they imply: an error code only exists on failed items (claims and retries clear
+it, every failure sets one), so `has_error=yes` reads failed items and `has_error=no` the other states;
+faces are only recorded for succeeded items, so `faces=...` reads succeeded items (and filters them on
+the fly: a rare `faces=none` may read many succeeded rows per page, as there is no index on faces).
 """
 
 from __future__ import annotations
@@ -45,10 +49,15 @@ class ItemFilter:
             )
         return next(iter(wanted), None)
 
+    def states(self) -> list[ItemState]:
+        """The item states a page must read."""
+        implied = self.implied_state()
+        if implied is not None:
+            return [implied]
+        return [state for state in ItemState if not (self.has_error is False and state == ItemState.FAILED)]
+
     def apply(self, query: Select) -> Select:
-        state = self.implied_state()
-        if state is not None:
-            query = query.where(Item.state == state.value)
+        """The conditions besides job, state and id."""
         if self.has_error is True:
             query = query.where(Item.error_code.is_not(None))
         elif self.has_error is False:
@@ -67,12 +76,19 @@ class ItemPage:
     prev_before: int | None  # pass as `before` for the previous page
 
 
-def page_query(job_id: int, item_filter: ItemFilter, *, after: int = 0, before: int | None = None, limit: int = 50):
-    """The SELECT for one page (exposed so a test can EXPLAIN it)."""
-    query = item_filter.apply(select(Item).where(Item.job_id == job_id))
-    if before is not None:
-        return query.where(Item.id < before).order_by(Item.id.desc()).limit(limit + 1)
-    return query.where(Item.id > after).order_by(Item.id).limit(limit + 1)
+def page_queries(
+    job_id: int, item_filter: ItemFilter, *, after: int = 0, before: int | None = None, limit: int = 50
+) -> list[Select]:
+    """One SELECT per state for a page (exposed so a test can EXPLAIN them)."""
+    queries = []
+    for state in item_filter.states():
+        query = item_filter.apply(select(Item).where(Item.job_id == job_id, Item.state == state.value))
+        if before is not None:
+            query = query.where(Item.id < before).order_by(Item.id.desc())
+        else:
+            query = query.where(Item.id > after).order_by(Item.id)
+        queries.append(query.limit(limit + 1))
+    return queries
 
 
 def item_page(
@@ -86,7 +102,10 @@ def item_page(
 ) -> ItemPage:
     """One page of items in id order, after `after` (forwards) or before `before` (backwards)."""
     limit = max(1, min(limit, MAX_PAGE))
-    rows = list(session.scalars(page_query(job_id, item_filter, after=after, before=before, limit=limit)))
+    rows: list[Item] = []
+    for query in page_queries(job_id, item_filter, after=after, before=before, limit=limit):
+        rows.extend(session.scalars(query))
+    rows.sort(key=lambda item: item.id, reverse=before is not None)
     more = len(rows) > limit
     rows = rows[:limit]
     if before is not None:
