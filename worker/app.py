@@ -80,6 +80,22 @@ def _remember_worker(sender: Any = None, **_: Any) -> None:
     _worker_controller = sender
 
 
+@signals.worker_process_init.connect
+def _preload_in_child(**_: Any) -> None:
+    """Prefork: each child loads the model (and opens the DB) before it takes a message."""
+    processor().restorer  # noqa: B018
+
+
+@signals.worker_ready.connect
+def _preload_in_solo(**_: Any) -> None:
+    """Solo pool: the main process is the one that restores; load the model before the first message."""
+    from billiard.process import current_process
+
+    pool = getattr(_worker_controller, "pool", None)
+    if current_process()._name == "MainProcess" and type(pool).__module__.endswith(".solo"):
+        processor().restorer  # noqa: B018
+
+
 def _install_child_stop_handler() -> None:
     """In a prefork child, a SIGTERM only asks the running chunk to stop between items (installed at
     task start: billiard resets signal handlers after worker_process_init)."""

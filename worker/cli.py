@@ -60,6 +60,10 @@ def _worker(args: argparse.Namespace) -> int:
     except DatabaseNotMigrated as exc:
         print(f"wgfpgan worker: {exc}", file=sys.stderr)
         return 2
+    model_error = _model_problem(settings.model_path)
+    if model_error:
+        print(f"wgfpgan worker: {model_error}", file=sys.stderr)
+        return 2
     from worker.app import app
 
     pool = "solo" if args.concurrency <= 1 else "prefork"
@@ -78,6 +82,19 @@ def _worker(args: argparse.Namespace) -> int:
     ]
     app.worker_main(argv)
     return 0
+
+
+def _model_problem(model_path: str | None) -> str | None:
+    """A readable reason why no model can be loaded, checked before any message is taken."""
+    from pathlib import Path
+
+    if model_path:
+        return None if Path(model_path).is_file() else f"model file {model_path} not found (WGFPGAN_MODEL)"
+    from model.checkpoint import DEFAULT_MODEL_PATH
+
+    if not DEFAULT_MODEL_PATH.is_file():
+        return f"the shipped default model {DEFAULT_MODEL_PATH} is missing; set WGFPGAN_MODEL"
+    return None
 
 
 def _run(args: argparse.Namespace) -> int:

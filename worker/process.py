@@ -84,7 +84,10 @@ class ItemProcessor:
         return self._restorer
 
     def process_chunk(self, item_ids: Sequence[int], should_stop: Callable[[], bool] = bool) -> list[Outcome]:
-        """Process items in order; stop early (leaving the rest queued) when `should_stop()` says so."""
+        """Process items in order; stop early (leaving the rest queued) when `should_stop()` says so.
+        The model is loaded before the first claim: a model that cannot load is the worker's problem
+        (it raises), never a failure recorded against a photo."""
+        self.restorer  # noqa: B018
         outcomes = []
         for item_id in item_ids:
             if should_stop():
