@@ -57,9 +57,7 @@ import uuid  # noqa: E402
 
 from wgfpgan.seaweed import SeaweedServer  # noqa: E402
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "WGFPGAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_ADMIN_URL = os.environ.get("WGFPGAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("WGFPGAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 
 

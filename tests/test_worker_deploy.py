@@ -30,9 +30,7 @@ def compose() -> dict:
 
 def test_compose_has_the_whole_stack(compose: dict) -> None:
     services = compose["services"]
-    assert {"redis", "postgres", "seaweedfs", "migrate", "worker", "worker-gpu", "reconciler", "cli"} <= set(
-        services
-    )
+    assert {"redis", "postgres", "seaweedfs", "migrate", "worker", "worker-gpu", "reconciler", "cli"} <= set(services)
     assert "--appendonly" in services["redis"]["command"] and "yes" in services["redis"]["command"]
     for name in ("redis", "postgres", "seaweedfs", "worker", "worker-gpu"):
         assert services[name]["healthcheck"]["test"], name
@@ -67,22 +65,16 @@ def test_docker_compose_config_validates() -> None:
     if command is None:
         pytest.skip("neither the docker compose plugin nor docker-compose is installed")
     env = {**os.environ, **DUMMY_SECRETS}
-    ok = subprocess.run(
-        [*command, "-f", str(COMPOSE), "config", "-q"], env=env, capture_output=True, text=True
-    )
+    ok = subprocess.run([*command, "-f", str(COMPOSE), "config", "-q"], env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     bare = {k: v for k, v in os.environ.items() if k not in DUMMY_SECRETS}
-    missing = subprocess.run(
-        [*command, "-f", str(COMPOSE), "config", "-q"], env=bare, capture_output=True, text=True
-    )
+    missing = subprocess.run([*command, "-f", str(COMPOSE), "config", "-q"], env=bare, capture_output=True, text=True)
     assert missing.returncode != 0 and "POSTGRES_PASSWORD" in missing.stderr + missing.stdout
 
 
 def test_kubernetes_manifests() -> None:
     documents = [
-        doc
-        for path in sorted((REPO / "infra/k8s").glob("*.yaml"))
-        for doc in yaml.safe_load_all(path.read_text())
+        doc for path in sorted((REPO / "infra/k8s").glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())
     ]
     by_kind: dict[str, list[dict]] = {}
     for doc in documents:
@@ -96,8 +88,7 @@ def test_kubernetes_manifests() -> None:
     assert scaled["spec"]["scaleTargetRef"]["name"] == "wgfpgan-worker-gpu"
     [trigger] = scaled["spec"]["triggers"]
     assert (
-        trigger["type"] == "redis"
-        and trigger["metadata"]["listName"] == Settings.__dataclass_fields__["queue"].default
+        trigger["type"] == "redis" and trigger["metadata"]["listName"] == Settings.__dataclass_fields__["queue"].default
     )
     [config] = by_kind["ConfigMap"]
     assert not any("PASSWORD" in key or "SECRET" in key for key in config["data"])

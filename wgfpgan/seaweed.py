@@ -89,9 +89,7 @@ class SeaweedServer:
         config.write_text(json.dumps(identities))
         config.chmod(0o600)
         with (self.root / "weed.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.root
-            )
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
         self._wait_ready(timeout)
         return self
 
