@@ -113,6 +113,10 @@ def _run_embedded(args: argparse.Namespace) -> int:
 
     _apply_env(args)
     settings = embedded_settings(Settings.from_env(), device=args.device, batch=args.batch)
+    model_error = _model_problem(settings.model_path)
+    if model_error:
+        print(f"wgfpgan run: {model_error}", file=sys.stderr)
+        return 2
     out = console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     progress = Progress(*columns, console=out, disable=args.json or not out.is_terminal)
@@ -146,6 +150,9 @@ def _run_embedded(args: argparse.Namespace) -> int:
                 on_job=on_job,
                 on_progress=on_progress,
             )
+    except RuntimeError as exc:  # e.g. the model cannot be loaded, worker processes cannot start
+        print(f"wgfpgan run: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         where = f"job {job_ids[0]}" if job_ids else "the job"
         print(
