@@ -113,9 +113,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_wrong_architecture_names_keys(tmp_path: Path) -> None:
     path = tmp_path / "resnet.pth"
-    torch.save(
-        {"params_ema": {"layer1.conv.weight": torch.zeros(4, 3, 3, 3), "fc.bias": torch.zeros(4)}}, path
-    )
+    torch.save({"params_ema": {"layer1.conv.weight": torch.zeros(4, 3, 3, 3), "fc.bias": torch.zeros(4)}}, path)
     with pytest.raises(CheckpointError, match=r"resnet\.pth") as err:
         load_generator(path)
     assert "missing" in str(err.value)
@@ -172,7 +170,10 @@ def test_saved_checkpoint_round_trip(tmp_path: Path) -> None:
 
 
 def test_public_imports() -> None:
-    import model
+    from model import GFPGANv1Clean as exported_net
+    from model import Restorer
+    from model import load_generator as exported_loader
 
-    assert model.GFPGANv1Clean is GFPGANv1Clean
-    assert model.load_generator is load_generator
+    assert exported_net is GFPGANv1Clean
+    assert exported_loader is load_generator
+    assert callable(Restorer.enhance)
