@@ -7,7 +7,9 @@
 - `wgfpgan_item_failures{reason}`: failed items per error code (reads only failed rows, via the
   (state, ...) index).
 - `wgfpgan_recent_item_seconds{kind,quantile}`: total (claim to record) and model seconds per item over
-  the `RECENT_ITEMS` most recent succeeded items (the newest ids first: no scan of the whole table).
+  the succeeded items among the `RECENT_ITEMS` newest item ids (a backward primary-key read of that many
+  rows; filtering on state in SQL would let the planner pick the state index and sort every succeeded
+  item: 1.7 s per scrape at a million items on SQLite, instead of milliseconds).
 - `wgfpgan_try_seconds`: a histogram of try-page restorations done by this server.
 """
 
@@ -44,12 +46,10 @@ def _read(session: Session) -> dict:
             .group_by(func.coalesce(Item.error_code, "unknown"))
         ).all()
     )
-    recent = session.execute(
-        select(Item.total_seconds, Item.restore_seconds)
-        .where(Item.state == ItemState.SUCCEEDED)
-        .order_by(Item.id.desc())
-        .limit(RECENT_ITEMS)
+    newest = session.execute(
+        select(Item.state, Item.total_seconds, Item.restore_seconds).order_by(Item.id.desc()).limit(RECENT_ITEMS)
     ).all()
+    recent = [(total, restore) for state, total, restore in newest if state == ItemState.SUCCEEDED]
     return {"items": items, "jobs": jobs, "failures": failures, "recent": recent}
 
 
@@ -76,7 +76,7 @@ class StatusCollector(Collector):
         yield failures
         seconds = GaugeMetricFamily(
             "wgfpgan_recent_item_seconds",
-            f"Seconds per item over the {RECENT_ITEMS} most recent succeeded items (total: claim to record; "
+            f"Seconds per succeeded item among the {RECENT_ITEMS} newest items (total: claim to record; "
             "restore: model time)",
             labels=["kind", "quantile"],
         )
