@@ -259,3 +259,58 @@ def test_worker_connections_skip_the_wal_flush_wait_on_postgresql(postgres_url: 
     relaxed = Database(postgres_url, durable_commits=False)
     assert relaxed.run(lambda s: s.execute(text("SHOW synchronous_commit")).scalar()) == "off"
     relaxed.dispose()
+
+
+@pytest.mark.services
+def test_transactions_survive_killed_postgresql_connections(postgres_url: str) -> None:
+    """A server restart drops every connection: the next transactions reconnect (pre-ping) or retry."""
+    from sqlalchemy import create_engine
+
+    downgrade(postgres_url)
+    upgrade(postgres_url)
+    database = Database(postgres_url, durable_commits=False)
+    job_id = make_job(database, 3)
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    database_name = database.engine.url.database
+    for item_id in database.run(q.queued_ids, job_id):
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": database_name},
+            )
+        claim = database.run(q.claim_item, item_id, worker_id="w", lease_seconds=60)
+        assert claim is not None
+        assert database.run(q.record_failure, claim, code="x", message="y")
+    assert assert_counters_match(database, job_id)["failed"] == 3
+    admin.dispose()
+    database.dispose()
+
+
+@pytest.mark.services
+def test_a_transaction_whose_connection_dies_midway_is_retried(postgres_url: str) -> None:
+    from sqlalchemy import create_engine
+
+    downgrade(postgres_url)
+    upgrade(postgres_url)
+    database = Database(postgres_url)
+    job_id = make_job(database, 1)
+    [item_id] = database.run(q.queued_ids, job_id)
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    calls = []
+
+    def claim_after_losing_the_connection(session, item_id: int):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar()
+            with admin.connect() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        return q.claim_item(session, item_id, worker_id="w", lease_seconds=60)
+
+    claim = database.run(claim_after_losing_the_connection, item_id)
+    assert len(calls) == 2 and claim is not None and claim.attempt == 1
+    assert assert_counters_match(database, job_id)["running"] == 1
+    admin.dispose()
+    database.dispose()
