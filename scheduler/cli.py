@@ -100,7 +100,11 @@ def cli_errors(fn: Handler) -> Handler:
         except Exception as exc:
             if not _is_outage(exc):
                 raise
-            print(f"wgfpgan {args.command}: service unavailable: {mask_url(str(exc))}", file=sys.stderr)
+            print(
+                f"wgfpgan {args.command}: service unavailable: {mask_url(str(exc))} "
+                "(nothing is lost: run the same command again when it is back)",
+                file=sys.stderr,
+            )
             return 1
 
     return wrapper
