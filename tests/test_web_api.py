@@ -447,10 +447,37 @@ def test_pages_render(client, archive):
     assert client.get("/try").status_code == 200
     for page in (jobs, job, item):
         assert_no_internal_paths(page.text, archive)
+    missing = client.get("/jobs/999", headers={"Accept": "text/html"})
+    assert missing.status_code == 404 and "no job 999" in missing.text and "<html" in missing.text
     spec = client.get("/openapi.json").json()
     for path in ("/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/items", "/api/jobs/{job_id}/cancel",
                  "/api/jobs/{job_id}/retry", "/api/items/{item_id}", "/api/try/restore"):  # fmt: skip
         assert path in spec["paths"], path
+
+
+@pytest.mark.services
+def test_paging_filters_cancel_and_metrics_on_postgresql(tmp_path, postgres_url):
+    from web.app import create_app
+
+    archive = build_archive(tmp_path, postgres_url)
+    try:
+        with TestClient(create_app(web_settings(postgres_url))) as client:
+            url = f"/api/jobs/{archive.job_id}/items"
+            first = client.get(url, params={"limit": 4}).json()
+            rest = client.get(url, params={"limit": 4, "after": first["next_after"]}).json()
+            everything = sorted([*archive.succeeded, archive.failed, *archive.queued])
+            assert [i["id"] for i in first["items"] + rest["items"]] == everything
+            assert rest["next_after"] is None
+            assert [i["id"] for i in client.get(url, params={"faces": "none"}).json()["items"]] == [
+                archive.succeeded[1]
+            ]
+            assert client.get(url, params={"has_error": True}).json()["items"][0]["error_code"] == "truncated"
+            assert client.post(f"/api/jobs/{archive.job_id}/cancel").json()["cancelled"] == 2
+            text = client.get("/metrics").text
+            assert 'wgfpgan_items{state="cancelled"} 2.0' in text and "wgfpgan_queue_depth 0.0" in text
+            assert_no_internal_paths(client.get("/api/jobs").text.replace("sqlite", ""), archive)
+    finally:
+        archive.database.dispose()
 
 
 # ------------------------------------------------------------------------------------------------ cli

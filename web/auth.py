@@ -19,6 +19,8 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from web.errors import wants_html
+
 COOKIE = "wgfpgan_token"
 OPEN_PATHS = frozenset({"/healthz"})
 
@@ -61,7 +63,7 @@ class TokenAuth:
 
 def refusal(request: Request, *, wrong: bool) -> Response:
     reason = "wrong token" if wrong else "this server needs a token (WGFPGAN_API_TOKEN)"
-    if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
+    if not wants_html(request):
         return JSONResponse(
             {"detail": f"{reason}: send `Authorization: Bearer <token>`", "code": "unauthorized"},
             status_code=401,

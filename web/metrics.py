@@ -39,13 +39,11 @@ def quantile(sorted_values: list[float], q: float) -> float:
 def _read(session: Session) -> dict:
     items = dict(session.execute(select(JobCount.state, func.sum(JobCount.n)).group_by(JobCount.state)).all())
     jobs = dict(session.execute(select(Job.state, func.count()).group_by(Job.state)).all())
-    failures = dict(
-        session.execute(
-            select(func.coalesce(Item.error_code, "unknown"), func.count())
-            .where(Item.state == ItemState.FAILED)
-            .group_by(func.coalesce(Item.error_code, "unknown"))
-        ).all()
-    )
+    failures: dict[str, int] = {}
+    for code, n in session.execute(
+        select(Item.error_code, func.count()).where(Item.state == ItemState.FAILED).group_by(Item.error_code)
+    ):
+        failures[code or "unknown"] = failures.get(code or "unknown", 0) + int(n)
     newest = session.execute(
         select(Item.state, Item.total_seconds, Item.restore_seconds).order_by(Item.id.desc()).limit(RECENT_ITEMS)
     ).all()
