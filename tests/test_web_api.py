@@ -380,6 +380,10 @@ def test_too_many_bytes_are_refused_before_decoding(client):
         for _ in range(50):
             yield b"x" * 10_000
 
+    huge_json = client.post("/api/jobs", content=b'{"source": "' + b"a" * 2_000_000 + b'"}',
+                            headers={"Content-Type": "application/json"})  # fmt: skip
+    assert huge_json.status_code == 413 and huge_json.json()["code"] == "too_large"
+
     streamed = client.post(
         "/api/try/restore", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=zz"}
     )
@@ -431,7 +435,7 @@ def test_metrics_from_the_status_database(client):
     text = client.get("/metrics").text
     assert 'wgfpgan_items{state="succeeded"} 3.0' in text
     assert 'wgfpgan_items{state="failed"} 1.0' in text
-    assert "wgfpgan_queue_depth 2.0" in text
+    assert "wgfpgan_queue_depth 2.0" in text and "wgfpgan_items_processed 4.0" in text
     assert 'wgfpgan_item_failures{reason="truncated"} 1.0' in text
     assert 'wgfpgan_jobs{state="active"} 1.0' in text
     assert 'wgfpgan_recent_item_seconds{kind="total",quantile="0.5"} 1.8' in text  # 0.8, 1.8, 2.8

@@ -18,8 +18,15 @@ from web.items import FacesFilter, FilterConflict, ItemFilter, get_item, item_pa
 from web.progress import job_summary
 
 log = logging.getLogger(__name__)
-router = APIRouter()
 Ctx = Annotated[WebContext, Depends(context)]
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="a readable reason")
+    code: str = Field(description="a stable slug, e.g. no_job, not_an_image, too_large, unauthorized")
+
+
+router = APIRouter(responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 503: {"model": ErrorOut}})
 
 
 # ------------------------------------------------------------------------------------------- models
@@ -237,7 +244,13 @@ def item_image(
     return Response(thumb.data, media_type=thumb.media_type, headers={"Cache-Control": "private, max-age=300"})
 
 
-@router.post("/api/jobs", response_model=SubmitOut, status_code=201, summary="Submit a folder or S3 prefix")
+@router.post(
+    "/api/jobs",
+    response_model=SubmitOut,
+    status_code=201,
+    summary="Submit a folder or S3 prefix",
+    responses={400: {"model": ErrorOut}},
+)
 def submit(ctx: Ctx, body: SubmitIn) -> dict[str, Any]:
     """Lists the source, registers every image as an item and sends them to the workers (like
     `wgfpgan submit`). A re-submission of the same source and dest resumes the existing job."""
@@ -297,7 +310,12 @@ def retry(ctx: Ctx, job_id: int, failed_only: bool = False) -> dict[str, Any]:
     return {"id": job_id, "requeued": requeued, "dispatched": dispatched}
 
 
-@router.post("/api/try/restore", response_model=TryOut, summary="Restore one uploaded photo")
+@router.post(
+    "/api/try/restore",
+    response_model=TryOut,
+    summary="Restore one uploaded photo",
+    responses={413: {"model": ErrorOut}, 415: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
 def try_restore(
     ctx: Ctx,
     photo: Annotated[UploadFile, File(description="a PNG/JPEG/WebP/TIFF/BMP photo")],

@@ -1,7 +1,8 @@
 """Prometheus metrics at /metrics, read from the status database at scrape time (one registry per app):
 
-- `wgfpgan_items{state}`: items per state over all jobs, from the `job_counts` counters; processed
-  items are `state="succeeded"` + `state="failed"` (a gauge: a retry moves items back to queued).
+- `wgfpgan_items{state}`: items per state over all jobs, from the `job_counts` counters.
+- `wgfpgan_items_processed`: succeeded + failed items (a gauge, not a counter: a retry moves items back
+  to queued, and the number comes from the database, so it survives restarts of this server).
 - `wgfpgan_queue_depth`: queued items (waiting for a worker).
 - `wgfpgan_jobs{state}`: jobs per state.
 - `wgfpgan_item_failures{reason}`: failed items per error code (reads only failed rows, via the
@@ -61,6 +62,8 @@ class StatusCollector(Collector):
         for state in ItemState:
             items.add_metric([state.value], float(data["items"].get(state.value) or 0))
         yield items
+        processed = sum(float(data["items"].get(state) or 0) for state in (ItemState.SUCCEEDED, ItemState.FAILED))
+        yield GaugeMetricFamily("wgfpgan_items_processed", "Items processed (succeeded + failed)", value=processed)
         yield GaugeMetricFamily(
             "wgfpgan_queue_depth", "Items queued, waiting for a worker", value=float(data["items"].get("queued") or 0)
         )

@@ -25,6 +25,7 @@ MAX_PIXELS = 16_000_000  # input photo
 MAX_OUTPUT_PIXELS = 64_000_000  # after upscaling
 BUSY_TIMEOUT = 120.0  # seconds a request waits for the previous restoration to finish
 TRY_PATH_PREFIX = "/api/try/"
+OTHER_MAX_BYTES = 1_000_000  # any other request body (submit JSON...)
 
 
 class ModelUnavailable(RuntimeError):
@@ -119,7 +120,8 @@ def restore_with_faces(restorer: Any, data: bytes, *, weight: float, upscale: in
 
 
 class UploadLimit:
-    """ASGI middleware: requests under TRY_PATH_PREFIX may carry at most `max_bytes` of body. A larger
+    """ASGI middleware bounding request bodies: `max_bytes` (plus multipart framing) for uploads under
+    TRY_PATH_PREFIX, `OTHER_MAX_BYTES` for every other request (JSON bodies are small). A larger
     Content-Length is refused at once with 413; a chunked body is counted as it streams and cut off."""
 
     def __init__(self, app: Any, max_bytes: int) -> None:
@@ -127,12 +129,14 @@ class UploadLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(TRY_PATH_PREFIX):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        is_upload = scope["path"].startswith(TRY_PATH_PREFIX)
+        limit = self.max_bytes + 64 * 1024 if is_upload else OTHER_MAX_BYTES
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes + 64 * 1024):
-            await self._refuse(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._refuse(send, is_upload)
             return
         received = 0
         started = False
@@ -142,8 +146,8 @@ class UploadLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes + 64 * 1024:  # multipart framing on top of the file
-                    raise UploadTooLarge(self.max_bytes)
+                if received > limit:
+                    raise UploadTooLarge(self.max_bytes if is_upload else OTHER_MAX_BYTES)
             return message
 
         async def tracking_send(message: dict) -> None:
@@ -156,12 +160,13 @@ class UploadLimit:
             await self.app(scope, limited_receive, tracking_send)
         except UploadTooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, is_upload)
 
-    async def _refuse(self, send: Any) -> None:
+    async def _refuse(self, send: Any, is_upload: bool) -> None:
         import json
 
-        body = json.dumps({"detail": UploadTooLarge(self.max_bytes).detail, "code": "too_large"}).encode()
+        detail = UploadTooLarge(self.max_bytes if is_upload else OTHER_MAX_BYTES).detail
+        body = json.dumps({"detail": detail, "code": "too_large"}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
