@@ -221,8 +221,36 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+class MemorySampler:
+    """Samples the peak RSS (VmHWM) of a process and all its descendants every `interval` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peaks: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and Path(f"/proc/{self.pid}").exists():
+            for pid in process_tree(self.pid):
+                self.peaks[pid] = max(self.peaks.get(pid, 0.0), peak_rss_mb(pid))
+            self._stop.wait(self.interval)
+
+    def peak_mb(self) -> float:
+        """The largest peak RSS of any single process of the tree seen so far."""
+        return max(self.peaks.values(), default=0.0)
+
+
 class WorkerProcess:
-    """A `wgfpgan worker` subprocess in its own process group; a sampler keeps the peak RSS per pid."""
+    """A `wgfpgan worker` subprocess in its own process group; its memory is sampled."""
 
     def __init__(self, env: dict[str, str], log_path: Path, *, concurrency: int = 1, loglevel: str = "INFO") -> None:
         self.env = {**os.environ, **env}
@@ -230,8 +258,7 @@ class WorkerProcess:
         self.concurrency = concurrency
         self.loglevel = loglevel
         self.process: subprocess.Popen | None = None
-        self.peaks: dict[int, float] = {}
-        self._sampling = threading.Event()
+        self.memory: MemorySampler | None = None
 
     def start(self) -> WorkerProcess:
         with self.log_path.open("ab") as log:
@@ -240,8 +267,7 @@ class WorkerProcess:
                  "--loglevel", self.loglevel],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
             )  # fmt: skip
-        self._sampling.clear()
-        threading.Thread(target=self._sample, args=(self.process,), daemon=True).start()
+        self.memory = MemorySampler(self.process.pid).start()
         return self
 
     @property
@@ -255,15 +281,9 @@ class WorkerProcess:
     def pool_children(self) -> list[int]:
         return process_tree(self.pid)[1:] if self.alive() else []
 
-    def _sample(self, process: subprocess.Popen) -> None:
-        while process.poll() is None and not self._sampling.is_set():
-            for pid in process_tree(process.pid):
-                self.peaks[pid] = max(self.peaks.get(pid, 0.0), peak_rss_mb(pid))
-            time.sleep(0.25)
-
     def peak_rss_mb(self) -> float:
         """The largest peak RSS of any process of this worker seen so far."""
-        return max(self.peaks.values(), default=0.0)
+        return self.memory.peak_mb() if self.memory else 0.0
 
     def kill_all(self) -> None:
         """SIGKILL the whole worker (main process and pool children), like the machine dying."""
@@ -271,7 +291,6 @@ class WorkerProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGKILL)
             self.process.wait()
-        self._sampling.set()
 
     def terminate(self, timeout: float = 60) -> float:
         """SIGTERM (warm shutdown); returns the seconds until the worker exited."""
@@ -283,7 +302,6 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill_all()
                 raise
-        self._sampling.set()
         with contextlib.suppress(ProcessLookupError, PermissionError):  # orphaned pool children, if any
             os.killpg(self.pid, signal.SIGKILL)
         return time.monotonic() - started
