@@ -116,8 +116,9 @@ def held_item_ids(settings: Settings, *, delivered_within: float | None = None) 
         for tag, value in client.hscan_iter("unacked"):
             if delivered_within is not None and time.time() - delivered.get(tag, 0.0) > delivered_within:
                 continue
-            payload = json.loads(value)
-            held.update(_ids_in([json.dumps(payload[0])]))
+            message, _exchange, routing_key = json.loads(value)
+            if routing_key == settings.queue:  # the unacked hash is shared by every queue of the DB
+                held.update(_ids_in([json.dumps(message)]))
     finally:
         client.close()
     return held
