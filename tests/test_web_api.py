@@ -241,6 +241,34 @@ def test_item_and_images_through_storage_with_cache(client, archive):
     assert bad.status_code == 422 and bad.json()["code"] == "not_an_image"
 
 
+@pytest.mark.services
+def test_item_images_from_s3(s3_env, s3_bucket, sqlite_url):
+    """Source and output objects on S3 (the test SeaweedFS), read through wgfpgan/storage.py."""
+    from web.app import create_app
+
+    upgrade(sqlite_url)
+    database = Database(sqlite_url)
+    source, dest = f"s3://{s3_bucket}/scans/", f"s3://{s3_bucket}/restored/"
+    s3_env.client().put_object(Bucket=s3_bucket, Key="scans/a.png", Body=png(synthetic_photo(90, 60, 1)))
+    s3_env.client().put_object(Bucket=s3_bucket, Key="restored/a.png", Body=png(synthetic_photo(180, 120, 1)))
+    job, _ = database.run(queries.get_or_create_job, name="s3", source=source, dest=dest, options={})
+    database.run(queries.add_items, job.id, [queries.NewItem("a.png", source + "a.png")])
+    database.run(queries.finish_submission, job.id)
+    [item] = database.run(queries.list_items, job.id)
+    claim = database.run(queries.claim_item, item.id, worker_id="w", lease_seconds=60)
+    database.run(queries.record_success, claim, output_uri=dest + "a.png", faces=1, restore_seconds=0.1,
+                 total_seconds=0.2, input_sha256="0" * 64, model_version="tiny")  # fmt: skip
+    with TestClient(create_app(web_settings(sqlite_url))) as client:
+        assert client.get(f"/api/jobs/{job.id}").json()["source"] == source
+        for which, width in (("source", 90), ("output", 180)):
+            response = client.get(f"/api/items/{item.id}/image/{which}")
+            assert response.status_code == 200, response.text
+            assert cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR).shape[1] == width
+        s3_env.client().delete_object(Bucket=s3_bucket, Key="scans/a.png")
+        assert client.get(f"/api/items/{item.id}/image/source?size=2048").json()["code"] == "image_missing"
+    database.dispose()
+
+
 def test_thumbnail_cache_stays_within_its_byte_budget(tmp_path):
     from web.images import ThumbnailCache
 
