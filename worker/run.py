@@ -129,6 +129,7 @@ def _process_in_pool(
     continues."""
     context = multiprocessing.get_context("spawn")
     while True:
+        completed = [0]  # chunks this pool finished: proof that its processes can work at all
         try:
             with ProcessPoolExecutor(
                 workers, mp_context=context, initializer=_init_pool_process, initargs=(settings,)
@@ -137,20 +138,21 @@ def _process_in_pool(
                 for chunk in _chunks(database, job_id, chunk_size):
                     if len(pending) >= 2 * workers:
                         done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        _collect(done, report)
+                        _collect(done, report, completed)
                     pending.add(pool.submit(_pool_process_chunk, chunk))
-                _collect(wait(pending).done, report)
+                _collect(wait(pending).done, report, completed)
             return
         except BrokenProcessPool as exc:
             recovered = _requeue_abandoned(database, job_id, settings.max_attempts)
-            if not recovered:  # no item was in flight: the processes cannot even start
-                raise RuntimeError(f"worker processes failed before taking any photo: {exc}") from exc
+            if not recovered and not completed[0]:  # the processes cannot even start (e.g. the model)
+                raise RuntimeError(f"worker processes failed before finishing any photo: {exc}") from exc
             log.warning("a worker process died; %d items taken back, restarting the pool", recovered)
 
 
-def _collect(done: set[Future], report: Callable[[], None] | None) -> None:
+def _collect(done: set[Future], report: Callable[[], None] | None, completed: list[int]) -> None:
     for future in done:
         future.result()
+        completed[0] += 1
         if report:
             report()
 
