@@ -318,6 +318,24 @@ def test_retry_requeues_and_dispatches(archive, broker_settings, redis_url):
     assert queue_length(redis_url, str(broker_settings["queue"])) >= 1  # chunks of ids wait for workers
 
 
+def test_retry_with_the_broker_down_says_what_happened(archive):
+    from web.app import create_app
+
+    settings = web_settings(archive.url, broker_url=f"redis://127.0.0.1:{free_port()}/0")
+    with TestClient(create_app(settings)) as client:
+        response = client.post(f"/api/jobs/{archive.job_id}/retry")
+    assert response.status_code == 503 and response.json()["code"] == "broker_unavailable"
+    assert "1 items are queued again" in response.json()["detail"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def test_submit_lists_a_folder_and_refuses_bad_requests(archive, broker_settings, redis_url, tmp_path):
     from web.app import create_app
 

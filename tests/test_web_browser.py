@@ -9,14 +9,13 @@ Skips with the install commands when chromium, chromedriver or selenium is missi
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_web_api import Archive, build_archive, png, synthetic_photo, web_settings
+from test_web_api import Archive, build_archive, free_port, png, synthetic_photo, web_settings
 
 from db import queries
 
@@ -46,12 +45,6 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

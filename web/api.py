@@ -306,7 +306,13 @@ def retry(ctx: Ctx, job_id: int, failed_only: bool = False) -> dict[str, Any]:
             with ChunkSender(ctx.settings) as sender:
                 dispatched = Dispatcher(ctx.database, ctx.settings, sender).dispatch(job_id)
         except Exception as exc:  # the items stay queued; `wgfpgan reconcile` sends them later
-            raise broker_or_reraise(exc) from None
+            error = broker_or_reraise(exc)
+            if isinstance(error, ApiError):
+                error.detail = (
+                    f"{requeued} items are queued again, but the message broker is unavailable: "
+                    "`wgfpgan reconcile` sends them once it is back"
+                )
+            raise error from None
     return {"id": job_id, "requeued": requeued, "dispatched": dispatched}
 
 
