@@ -51,7 +51,11 @@ def _state_dict_of(obj: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
             break
     else:
         state = obj
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(v, torch.Tensor) for v in state.values())
+    ):
         raise CheckpointError(f"{path} has no generator state_dict (looked for 'params_ema', 'params', bare)")
     return state
 
@@ -102,7 +106,11 @@ def _load_into(net: GFPGANv1Clean, state: dict[str, torch.Tensor], path: Path) -
     ]
     if missing or unexpected or wrong:
         parts = [f"{path} does not fit GFPGANv1Clean(out_size={net.out_size})"]
-        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong)):
+        for label, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("wrong shapes", wrong),
+        ):
             if keys:
                 more = f" (+{len(keys) - _SHOWN_KEYS} more)" if len(keys) > _SHOWN_KEYS else ""
                 parts.append(f"{label}: {', '.join(keys[:_SHOWN_KEYS])}{more}")
@@ -119,7 +127,10 @@ def load_generator(path: str | Path | None = None, device: str | torch.device = 
     obj = _read(path)
     state = _state_dict_of(obj, path)
     config = obj.get("config") if obj.get("format") == FORMAT else None
-    config = dict(config) if isinstance(config, dict) else infer_config(state)
+    try:
+        config = dict(config) if isinstance(config, dict) else infer_config(state)
+    except CheckpointError as exc:  # infer_config does not know the file name
+        raise CheckpointError(f"{path}: {exc}") from exc
     try:
         net = GFPGANv1Clean(**config, fix_decoder=False)
     except (TypeError, ValueError) as exc:
@@ -158,8 +169,10 @@ def save_generator(
     """Write `net` as a project checkpoint (atomically). `half=True` stores fp16 tensors (shipped weights)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
-             for k, v in net.state_dict().items()}
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+        for k, v in net.state_dict().items()
+    }
     payload = {"format": FORMAT, "config": generator_config(net), "params_ema": state, "meta": meta or {}}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)

@@ -9,7 +9,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from model.train import Trainer, TrainConfig, gradient_fingerprint, setup_distributed
+from model.train import TrainConfig, Trainer, gradient_fingerprint, setup_distributed
 
 
 def main(config_path: str, out_path: str) -> None:

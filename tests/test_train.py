@@ -12,15 +12,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import REPO, TINY_CONFIG
 
 from model.checkpoint import load_generator
 from model.data import DegradedFaces, ResumableSampler
 from model.degradations import DegradationConfig, add_gaussian_noise, apply_preset, degrade, gaussian_kernel
 from model.discriminator import StyleGAN2Discriminator
 from model.losses import WGANGPLoss, WGANLoss, make_adversarial_loss
-from model.train import Trainer, TrainConfig
-
-from conftest import REPO, TINY_CONFIG
+from model.train import TrainConfig, Trainer
 
 # ----- degradations --------------------------------------------------------------------------------------
 
@@ -30,7 +29,7 @@ def test_gaussian_kernel_is_normalised_and_isotropic_when_asked() -> None:
     assert k.shape == (41, 41)
     assert k.sum() == pytest.approx(1.0, abs=1e-5)
     np.testing.assert_allclose(k, k.T, atol=1e-7)
-    ys, xs = np.mgrid[-20:21, -20:21]
+    _, xs = np.mgrid[-20:21, -20:21]
     variance_x = float((k * xs**2).sum())
     assert variance_x == pytest.approx(4.0, rel=0.02)  # sigma^2 recovered from the kernel's second moment
 
