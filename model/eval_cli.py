@@ -48,6 +48,11 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--workers", type=int, help="processes scoring faces while the model restores (0 = inline; default: CPU cores)"
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 unless the first model passes issue #4's acceptance on the medium preset",
+    )
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the GT embedding cache")
     parser.set_defaults(handler=run_eval)
 
@@ -93,6 +98,11 @@ def run_eval(args: argparse.Namespace) -> int:
     paths = report.write(args.out)
     print(report.markdown())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
+    if args.check:
+        if "medium" not in report.presets:
+            print("error: --check needs the medium preset", file=sys.stderr)
+            return 2
+        return 0 if report.acceptance()["passed"] else 1
     return 0
 
 
