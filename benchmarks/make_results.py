@@ -191,7 +191,8 @@ faces before and {dlib_faces_after} after; mean face NIQE {mean_face_niqe_before
 
 OWN_MODEL_TEXT = """Without `--model` the shipped default model is evaluated. The summary ends with issue #4's
 acceptance line (PSNR gain >= 1.5 dB, identity distance <= 0.8x bicubic's, sharpness >= 0.6x GT's, on
-medium); in Python: `evaluate_hq(folder, [path], ['medium']).acceptance()` (model/evaluate.py)."""
+medium); `--check` makes the exit code 1 when the first model fails it. In Python:
+`evaluate_hq(folder, [path], ['medium']).acceptance()` (model/evaluate.py)."""
 
 REPRODUCE_TEXT = """`python benchmarks/make_results.py` (about 30 minutes on 2 cores; `--stages hq,render` for the
 table alone, `--lfw-pairs 0` for all 2,200 LFW pairs). GT embeddings, baseline scores and LFW embeddings
