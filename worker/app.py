@@ -83,7 +83,7 @@ def _remember_worker(sender: Any = None, **_: Any) -> None:
 @signals.worker_process_init.connect
 def _preload_in_child(**_: Any) -> None:
     """Prefork: each child loads the model (and opens the DB) before it takes a message."""
-    processor().restorer  # noqa: B018
+    processor().warm_up()
 
 
 @signals.worker_ready.connect
@@ -93,7 +93,7 @@ def _preload_in_solo(**_: Any) -> None:
 
     pool = getattr(_worker_controller, "pool", None)
     if current_process()._name == "MainProcess" and type(pool).__module__.endswith(".solo"):
-        processor().restorer  # noqa: B018
+        processor().warm_up()
 
 
 def _install_child_stop_handler() -> None:

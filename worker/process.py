@@ -83,6 +83,11 @@ class ItemProcessor:
             self._restorer = get_restorer(self.settings)
         return self._restorer
 
+    def warm_up(self) -> None:
+        """Load the model and create the S3 client before the first message (both cost seconds)."""
+        self.restorer  # noqa: B018
+        storage.s3_client()
+
     def process_chunk(self, item_ids: Sequence[int], should_stop: Callable[[], bool] = bool) -> list[Outcome]:
         """Process items in order; stop early (leaving the rest queued) when `should_stop()` says so.
         The model is loaded before the first claim: a model that cannot load is the worker's problem

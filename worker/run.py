@@ -165,7 +165,7 @@ def _init_pool_process(settings: Settings) -> None:
     from worker.process import ItemProcessor
 
     _pool_processor = ItemProcessor(Database(settings.database_url, durable_commits=False), settings)
-    _pool_processor.restorer  # load the model before the first chunk arrives  # noqa: B018
+    _pool_processor.warm_up()  # load the model before the first chunk arrives
 
 
 def _pool_process_chunk(item_ids: list[int]) -> int:
