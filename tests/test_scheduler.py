@@ -193,3 +193,10 @@ def test_resubmit_with_other_options_is_refused(env: Settings, photos: Path, tmp
     assert code == 2 and "'upscale': 2" in err and "another --out" in err
     _, out, _ = cli(capsys, "status", "1", "--json")
     assert json.loads(out)["state"] == "active"  # the refused re-submission left the job untouched
+
+
+def test_watch_returns_when_the_job_is_done(env: Settings, photos: Path, tmp_path: Path, capsys) -> None:
+    job_id = submit(capsys, photos, tmp_path / "out")["id"]
+    cli(capsys, "cancel", str(job_id))
+    code, out, _ = cli(capsys, "watch", str(job_id), "--interval", "0.1")
+    assert code == 0 and "8/8" in out and "cancelled 8" in out and "\x1b[" not in out
