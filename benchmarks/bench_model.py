@@ -172,7 +172,7 @@ def environment() -> dict[str, object]:
         "onnxruntime": onnxruntime.__version__,
         "auto_resolves_to": resolve_mode("auto", torch.device("cpu")),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
-        "load_average_start": os.getloadavg(),
+        "load_average_start": [round(v, 1) for v in os.getloadavg()],
     }
 
 
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"unknown config {key!r}")
             config_rows, flops[name] = bench_config(name, net, batches, args.warmup, args.repeats)
             rows += config_rows
-    env["load_average_end"] = os.getloadavg()
+    env["load_average_end"] = [round(v, 1) for v in os.getloadavg()]
     write_results(args.out, env, flops, rows)
     print(f"wrote {args.out / 'bench_model.json'} and bench_model.md")
     return 0
