@@ -39,9 +39,7 @@ def reference(tiny_model_path: Path, faces: np.ndarray) -> np.ndarray:
     return FaceEngine.load(tiny_model_path, mode="eager").restore(faces)
 
 
-def test_eager_matches_generator_forward(
-    tiny_model_path: Path, faces: np.ndarray, reference: np.ndarray
-) -> None:
+def test_eager_matches_generator_forward(tiny_model_path: Path, faces: np.ndarray, reference: np.ndarray) -> None:
     """The uint8 BGR wrapper is the basicsr img2tensor / tensor2img convention around net.forward."""
     net = load_generator(tiny_model_path)
     x = torch.from_numpy(faces[..., ::-1].copy()).permute(0, 3, 1, 2).float() / 255 * 2 - 1
@@ -68,9 +66,7 @@ def test_batching_does_not_change_results(tiny_model_path: Path, faces: np.ndarr
     one = FaceEngine.load(tiny_model_path, mode="auto", batch_size=1).restore(faces)
     many = FaceEngine.load(tiny_model_path, mode="auto", batch_size=8).restore(faces)
     assert psnr(one, many) >= 50
-    assert np.array_equal(
-        FaceEngine.load(tiny_model_path, mode="auto", batch_size=1).restore(faces[:1]), one[:1]
-    )
+    assert np.array_equal(FaceEngine.load(tiny_model_path, mode="auto", batch_size=1).restore(faces[:1]), one[:1])
 
 
 def test_auto_picks_bf16_on_this_kind_of_cpu() -> None:
@@ -139,6 +135,7 @@ def test_export_onnx_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFix
     assert not (tmp_path / "x.onnx").exists()
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy exporter announces its deprecation
 def test_onnx_file_without_metadata_is_refused(tmp_path: Path) -> None:
     net = GFPGANv1Clean(out_size=64, num_style_feat=32, num_mlp=1, narrow=0.125).eval()
     path = tmp_path / "foreign.onnx"

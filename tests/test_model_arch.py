@@ -147,6 +147,7 @@ class _NotATensor:
     """A pickled object weights_only loading must refuse (a checkpoint is untrusted input)."""
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the plain-pickle file is meant to be odd
 def test_non_tensor_pickle(tmp_path: Path) -> None:
     path = tmp_path / "object.pth"
     torch.save({"params_ema": _NotATensor()}, path)
