@@ -11,16 +11,14 @@ Redis and PostgreSQL, which other tests use, are never restarted):
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import re
-import threading
 import uuid
 from pathlib import Path
 
 import pytest
 from faults_services import (
+    OutputWatcher,
     PrivatePostgres,
     PrivateRedis,
     ReconcilerProcess,
@@ -34,7 +32,6 @@ from faults_services import (
     wait_job_done,
     write_counts,
 )
-from PIL import Image
 
 from db import Database, ItemState
 from db import queries as q
@@ -226,53 +223,3 @@ def test_s3_outage_mid_job_is_retried_and_never_shows_a_partial_object(
         s3.stop()
     print(f"\nS3 down 10 s: {log.count('storage unavailable')} retries, {watcher.checked} objects checked complete")
     database.dispose()
-
-
-class OutputWatcher:
-    """Reads every object under a prefix over and over; any that is not a complete image (or whose bytes
-    do not match their ETag) is recorded as partial."""
-
-    def __init__(self, s3: SeaweedServer, bucket: str, prefix: str) -> None:
-        import boto3
-        from botocore.config import Config
-
-        config = Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 1},
-                        connect_timeout=1, read_timeout=5)  # fmt: skip
-        self.client = boto3.client(
-            "s3", endpoint_url=s3.endpoint_url, aws_access_key_id=s3.access_key,
-            aws_secret_access_key=s3.secret_key, region_name=s3.region, config=config,
-        )  # fmt: skip
-        self.bucket, self.prefix = bucket, prefix
-        self.checked = 0
-        self.partial: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for obj in self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix).get("Contents", []):
-                    self._check(obj["Key"])
-            except Exception:  # the store is down: nothing is visible, nothing to check
-                self._stop.wait(0.3)
-
-    def _check(self, key: str) -> None:
-        response = self.client.get_object(Bucket=self.bucket, Key=key)
-        data = response["Body"].read()
-        etag = response["ETag"].strip('"')
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                image.load()
-            complete = "-" in etag or hashlib.md5(data).hexdigest() == etag
-        except Exception:
-            complete = False
-        self.checked += 1
-        if not complete:
-            self.partial.append(key)
