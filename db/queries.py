@@ -338,11 +338,13 @@ def record_failure(
 
 def release_item(session: Session, claim: ClaimedItem, *, reason: str) -> bool:
     """running -> queued: the worker hands the item back (shutdown, storage/DB outage); -> cancelled
-    instead if the job was cancelled meanwhile."""
+    instead if the job was cancelled meanwhile. The message that carried it is acked, so it becomes
+    undispatched: the next reconcile pass sends it again."""
     job_state = session.scalar(select(Job.state).where(Job.id == claim.job_id))
     if job_state == JobState.CANCELLED:
         return _finish(session, claim, ItemState.CANCELLED, {})
-    return _finish(session, claim, ItemState.QUEUED, {"error_message": reason[:2000], "finished_at": None})
+    values = {"error_message": reason[:2000], "finished_at": None, "enqueued_at": None}
+    return _finish(session, claim, ItemState.QUEUED, values)
 
 
 DEFAULT_MAX_ATTEMPTS = 3
