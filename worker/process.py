@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,19 @@ class Outcome:
     message: str | None = None
 
 
+@dataclass(frozen=True)
+class Restored:
+    """An item restored in memory, waiting to be written and recorded."""
+
+    claim: ClaimedItem
+    started: float
+    sha256: str
+    output_uri: str
+    data: bytes
+    faces: int
+    restore_seconds: float
+
+
 class Transient(Exception):
     """Storage or DB trouble that outlasted the retries: hand the item back."""
 
@@ -90,17 +104,34 @@ class ItemProcessor:
 
     def process_chunk(self, item_ids: Sequence[int], should_stop: Callable[[], bool] = bool) -> list[Outcome]:
         """Process items in order; stop early (leaving the rest queued) when `should_stop()` says so.
+
+        Storing one item (S3 write + recording the outcome, network waits) runs in a helper thread while
+        the next item is restored, with at most one item in flight, so the I/O hides behind the model.
         The model is loaded before the first claim: a model that cannot load is the worker's problem
         (it raises), never a failure recorded against a photo."""
         self.restorer  # noqa: B018
-        outcomes = []
-        for item_id in item_ids:
-            if should_stop():
-                break
-            outcomes.append(self.process_item(item_id))
+        outcomes: list[Outcome] = []
+        storing: Future[Outcome] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="wgfpgan-store") as store:
+            for item_id in item_ids:
+                if should_stop():
+                    break
+                step = self._claim_and_restore(item_id)
+                if isinstance(step, Outcome):
+                    outcomes.append(step)
+                    continue
+                if storing is not None:
+                    outcomes.append(storing.result())
+                storing = store.submit(self._store, step)
+            if storing is not None:
+                outcomes.append(storing.result())
         return outcomes
 
     def process_item(self, item_id: int) -> Outcome:
+        step = self._claim_and_restore(item_id)
+        return step if isinstance(step, Outcome) else self._store(step)
+
+    def _claim_and_restore(self, item_id: int) -> Outcome | Restored:
         started = time.perf_counter()  # total_seconds covers claim -> recorded
         claim = self.database.run(
             queries.claim_item, item_id, worker_id=worker_id(), lease_seconds=self.settings.lease_seconds
@@ -110,12 +141,15 @@ class ItemProcessor:
         try:
             return self._restore(claim, started)
         except Transient as exc:
-            reason = mask_url(str(exc))
-            log.warning("item %s handed back: %s", item_id, reason)
-            self.database.run(queries.release_item, claim, reason=reason)
-            return Outcome(item_id, "released", "transient", reason)
+            return self._hand_back(claim, exc)
 
-    def _restore(self, claim: ClaimedItem, started: float) -> Outcome:
+    def _hand_back(self, claim: ClaimedItem, exc: Transient) -> Outcome:
+        reason = mask_url(str(exc))
+        log.warning("item %s handed back: %s", claim.id, reason)
+        self.database.run(queries.release_item, claim, reason=reason)
+        return Outcome(claim.id, "released", "transient", reason)
+
+    def _restore(self, claim: ClaimedItem, started: float) -> Outcome | Restored:
         from model.imageio import ImageError
 
         source, dest, options = self._job(claim.job_id)
@@ -147,18 +181,26 @@ class ItemProcessor:
             output_uri = storage.safe_join(dest, storage.with_extension(claim.rel_key, result.ext))
         except storage.UnsafeKey as exc:
             return self._fail(claim, exc.code, str(exc), started, sha256)
+        return Restored(claim, started, sha256, output_uri, result.data, result.faces, result.seconds)
+
+    def _store(self, restored: Restored) -> Outcome:
+        """Write the output atomically, then record the success (in that order: a recorded success always
+        has its output)."""
+        claim = restored.claim
         try:
-            self._with_retries(storage.write_bytes_atomic, output_uri, result.data)
+            self._with_retries(storage.write_bytes_atomic, restored.output_uri, restored.data)
+        except Transient as exc:
+            return self._hand_back(claim, exc)
         except storage.StorageError as exc:
-            return self._fail(claim, "write_failed", str(exc), started, sha256)
+            return self._fail(claim, "write_failed", str(exc), restored.started, restored.sha256)
         recorded = self.database.run(
             queries.record_success,
             claim,
-            output_uri=output_uri,
-            faces=result.faces,
-            restore_seconds=result.seconds,
-            total_seconds=time.perf_counter() - started,
-            input_sha256=sha256,
+            output_uri=restored.output_uri,
+            faces=restored.faces,
+            restore_seconds=restored.restore_seconds,
+            total_seconds=time.perf_counter() - restored.started,
+            input_sha256=restored.sha256,
             model_version=self.restorer.model_version,
         )
         return Outcome(claim.id, "succeeded" if recorded else "lost")
