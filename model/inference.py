@@ -20,6 +20,7 @@ import ctypes
 import io
 import json
 import logging
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -111,6 +112,18 @@ class FoldedConv:
             out_scale = out_scale * torch.rsqrt(self.weight_sq @ mod.pow(2) + self.conv.eps)
         scale = out_scale[:, None] * mod[None, :]
         return self.weight * scale.to(self.dtype)[:, :, None, None]
+
+
+def check_thread_policy() -> None:
+    """Warn when torch will run several OpenMP threads that spin while idle. On a CPU shared with other
+    processes (another worker, training) that makes each forward 10-40x slower (benchmarks/bench_model.py).
+    OMP_WAIT_POLICY is read when torch loads, so it must be set in the environment before that."""
+    if torch.get_num_threads() > 1 and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+        log.warning(
+            "torch runs %d threads with spinning OpenMP waits; on a shared CPU set OMP_WAIT_POLICY=PASSIVE "
+            "before starting (or use 1 thread per worker process)",
+            torch.get_num_threads(),
+        )
 
 
 def tune_cpu() -> None:
@@ -410,6 +423,7 @@ def _torch_forward(net: GFPGANv1Clean, mode: str, device: torch.device) -> Forwa
     net = net.to(device)
     if device.type == "cpu":
         tune_cpu()
+        check_thread_policy()
     if mode == "eager":
 
         def eager(x: torch.Tensor) -> torch.Tensor:
