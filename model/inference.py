@@ -185,7 +185,8 @@ class FoldedGenerator(nn.Module):
 
     def _to_rgb(self, to_rgb: ToRGB, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
         weight = self.folded[to_rgb].weight_for(style)
-        out = F.conv2d(x, weight).float() + to_rgb.bias
+        # 3 channels: NCHW fp32 (channels_last kernels vectorise over channels, slow for 3)
+        out = F.conv2d(x, weight).float().contiguous() + to_rgb.bias
         if skip is not None:
             if to_rgb.upsample:
                 skip = F.interpolate(skip, scale_factor=2, mode="bilinear", align_corners=False)
