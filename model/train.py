@@ -60,6 +60,8 @@ class TrainConfig:
     max_minutes: float | None = None  # wall-clock cap; the run checkpoints and stops cleanly when reached
     lr_g: float = 2e-3
     betas_g: tuple[float, float] = (0.0, 0.99)  # GFPGAN's; (0.9, 0.99) suits L1-only pretraining
+    lr_milestones: list[int] = field(default_factory=list)  # multiply lr_g by lr_gamma at each (as GFPGAN)
+    lr_gamma: float = 0.5
     ema_decay: float = 0.995
     seed: int = 0
     pixel_weight: float = 1.0
@@ -248,8 +250,15 @@ class Trainer:
         self.critic_steps += 1
         return {"d_loss": loss.item(), **stats}
 
+    def generator_lr(self) -> float:
+        """Step schedule, a pure function of the step (so resuming needs no scheduler state)."""
+        passed = sum(self.step >= m for m in self.cfg.lr_milestones)
+        return self.cfg.lr_g * self.cfg.lr_gamma**passed
+
     def generator_step(self) -> dict[str, float]:
         cfg = self.cfg
+        for group in self.opt_g.param_groups:
+            group["lr"] = self.generator_lr()
         lq, gt = self.next_batch()
         with self._autocast():
             fake, out_rgbs = self.generator(lq, return_rgb=True)

@@ -298,3 +298,12 @@ def test_dataset_pairs_are_deterministic_per_sample_id(tiny_faces: Path) -> None
     a, b = ds[13], ds[13]
     assert torch.equal(a["lq"], b["lq"]) and torch.equal(a["gt"], b["gt"])
     assert a["lq"].shape == (3, 64, 64) and a["gt"].min() >= -1 and a["gt"].max() <= 1
+
+
+def test_learning_rate_steps_down_at_each_milestone(tmp_path: Path, tiny_faces: Path) -> None:
+    trainer = Trainer(_config(tmp_path, tiny_faces, lr_g=1e-3, lr_milestones=[2, 4], lr_gamma=0.5))
+    rates = []
+    for step in range(6):
+        trainer.step = step
+        rates.append(trainer.generator_lr())
+    assert rates == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4])
