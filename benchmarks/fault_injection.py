@@ -280,7 +280,7 @@ def table(results: dict[str, Any]) -> str:
             ("chaos: photos / workers / kill every", f"{chaos['items']} x {chaos['photo_size']}px / "
              f"{chaos['workers']} / {chaos['kill_every_seconds']:.0f}s"),
             ("chaos: succeeded / failed", f"{chaos['counts']['succeeded']} / {chaos['counts']['failed']}"),
-            ("chaos: worker kills (items in flight)", f"{len(chaos['kills'])} "
+            ("chaos: kills (items running then, all workers)", f"{len(chaos['kills'])} "
              f"({sum(k['running_items'] for k in chaos['kills'])})"),
             ("chaos: wall time, throughput", f"{chaos['wall_seconds']:.0f}s, {chaos['throughput_items_per_s']:.1f}/s"),
             ("chaos: attempts (retried items)", f"{chaos['attempts']} ({chaos['retried_items']})"),

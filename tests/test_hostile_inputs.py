@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 from faults_services import MemorySampler, WorkerProcess, job_counts, upload, wait_job_done
 from hostile_corpus import SUCCEEDED, Case, build_corpus
 from PIL import Image
@@ -107,6 +108,22 @@ def test_corpus_through_wgfpgan_run(corpus: list[Case], tiny_model_path: Path, t
     print(f"\nrun: {len(corpus)} hostile files, {result['counts']}, codes {codes}, peak RSS {peak:.0f} MB")
 
 
+def send_hostile_messages(env: dict[str, str]) -> None:
+    """Well-formed messages no scheduler sends: bad item ids, wrong argument types, an unknown task. (Raw
+    non-JSON bytes pushed into the queue are NOT survivable: kombu's Redis transport raises in the
+    consumer loop and the worker exits with "Unrecoverable error" — celery/celery#4308 — so only
+    broker-credentialed clients must be able to write to the queue, and workers run under a restart policy.)"""
+    from wgfpgan.broker import ChunkSender
+    from wgfpgan.config import Settings
+
+    settings = Settings.from_env()
+    with ChunkSender(settings) as sender:
+        for ids in (["x", None], [-1, 2**62], ["1; DROP TABLE items"]):
+            sender.send(ids)
+        sender.app.send_task("os.system", args=["echo pwned"], queue=settings.queue)
+        sender.app.send_task("wgfpgan.restore_chunk", args=["not a list"], queue=settings.queue)
+
+
 @pytest.mark.services
 def test_cross_section_through_submit_and_a_worker(
     corpus: list[Case], tiny_model_path, redis_url, postgres_url, s3_env, s3_bucket, monkeypatch, capsys, tmp_path
@@ -130,6 +147,7 @@ def test_cross_section_through_submit_and_a_worker(
     argv = ["submit", f"s3://{s3_bucket}/in/", "--out", f"s3://{s3_bucket}/out/", "--upscale", str(UPSCALE), "--json"]
     assert main(argv) == 0
     job_id = json.loads(capsys.readouterr().out)["id"]
+    send_hostile_messages(env)
     database = Database(postgres_url)
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     try:
@@ -145,7 +163,9 @@ def test_cross_section_through_submit_and_a_worker(
     listed = {obj.uri for obj in storage.iter_objects(f"s3://{s3_bucket}/out/", images_only=False)}
     assert listed == {item.output_uri for item in items if item.state == "succeeded"}
     assert all(item.attempts == 1 for item in items)
-    assert "Traceback" not in worker.log_text()
+    log = worker.log_text()
+    assert "WorkerLostError" not in log and "wgfpgan.restore_chunk" in log
+    assert redis.Redis.from_url(redis_url).llen(env["WGFPGAN_QUEUE"]) == 0  # every hostile message consumed
     assert 0 < peak < MAX_WORKER_RSS_MB
     print(f"\nsubmit+worker: {len(subset)} hostile files, {counts}, worker peak RSS {peak:.0f} MB")
     database.dispose()
