@@ -9,7 +9,8 @@ database, Redis with a private queue):
          minus the model seconds measured inside that same run, which a shared machine's load drift
          does not skew),
        - inside the worker: mean(total_seconds - restore_seconds) from the items table (claim, S3 read,
-         S3 write, recording);
+         S3 write, recording). Workers store one photo while restoring the next, so this is the latency
+         a photo spends beyond the model, not its throughput cost (the end-to-end figures are that);
   3. the time to submit 20,000 S3 objects (listing + bulk insert + dispatching chunk messages).
 Prints a table and writes benchmarks/results/bench_batch.json.
 
