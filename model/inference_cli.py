@@ -29,9 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("model", type=Path, help="generator checkpoint (.pth)")
     parser.add_argument("out", type=Path, help="output file (.onnx)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset version (default 17)")
-    parser.add_argument(
-        "--dynamic-batch", action="store_true", help="variable batch dimension (default: batch of 1)"
-    )
+    parser.add_argument("--dynamic-batch", action="store_true", help="variable batch dimension (default: batch of 1)")
     parser.set_defaults(handler=export_onnx_command)
 
 
@@ -47,9 +45,7 @@ def export_onnx_command(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if error > MAX_EXPORT_ERROR:
-        print(
-            f"error: {args.out} differs from PyTorch by {error:.2e} (max {MAX_EXPORT_ERROR})", file=sys.stderr
-        )
+        print(f"error: {args.out} differs from PyTorch by {error:.2e} (max {MAX_EXPORT_ERROR})", file=sys.stderr)
         args.out.unlink(missing_ok=True)
         return 1
     print(f"wrote {args.out} (ONNX Runtime vs PyTorch max abs difference {error:.2e})")
