@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model import eval_cli, train_cli
+from model import eval_cli, inference_cli, train_cli
 
 EXT_CHOICES = ("auto", "png", "jpg")
 MAX_UPSCALE = 8  # as model.restorer.MAX_UPSCALE (not imported: that module loads cv2)
@@ -26,6 +26,7 @@ def register(subparsers) -> None:
     register_restore(subparsers)
     eval_cli.register(subparsers)
     train_cli.register(subparsers)
+    inference_cli.register(subparsers)
 
 
 def register_restore(subparsers) -> None:

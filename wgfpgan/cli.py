@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from wgfpgan import __version__
+
+# OpenMP's default busy-waiting idle threads make several torch processes on a shared CPU 10-40x slower
+# (measured in benchmarks/bench_model.py); set before any layer can import torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Layers whose `cli.register(subparsers)` adds verbs, in the order they appear in --help.
 CLI_MODULES = ("model.cli", "scheduler.cli", "worker.cli", "web.cli")
