@@ -122,7 +122,11 @@ class ItemProcessor:
                     continue
                 if storing is not None:
                     outcomes.append(storing.result())
-                storing = store.submit(self._store, step)
+                    storing = None
+                if self.settings.overlap_store:
+                    storing = store.submit(self._store, step)
+                else:
+                    outcomes.append(self._store(step))
             if storing is not None:
                 outcomes.append(storing.result())
         return outcomes
