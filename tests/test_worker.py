@@ -3,6 +3,7 @@ storage — outcomes, output keys, hand-back on storage outages, stopping betwee
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import socket
@@ -53,7 +54,10 @@ def items_by_key(database: Database, job_id: int) -> dict[str, object]:
     return {item.rel_key: item for item in database.run(q.list_items, job_id)}
 
 
-def test_outcomes_outputs_and_records(database: Database, restorer, tmp_path: Path, shared_dir: Path) -> None:
+@pytest.mark.parametrize("overlap_store", [False, True], ids=["inline-store", "background-store"])
+def test_outcomes_outputs_and_records(
+    database: Database, restorer, tmp_path: Path, shared_dir: Path, overlap_store: bool
+) -> None:
     source, dest = tmp_path / "in", tmp_path / "out"
     (source / "nested").mkdir(parents=True)
     face = (shared_dir / "data/faces/val-512/04500.jpg").read_bytes()
@@ -63,7 +67,7 @@ def test_outcomes_outputs_and_records(database: Database, restorer, tmp_path: Pa
     (source / "empty.jpg").write_bytes(b"")
     (source / "text.jpg").write_text("hello, not a photo")
     job_id = make_job(database, str(source), str(dest))
-    settings = Settings.from_env()
+    settings = dataclasses.replace(Settings.from_env(), overlap_store=overlap_store)
     processor = ItemProcessor(database, settings, restorer=restorer)
 
     outcomes = processor.process_chunk(database.run(q.queued_ids, job_id))

@@ -39,7 +39,7 @@ class Settings:
     s3_max_attempts: int = 5  # botocore "standard" retry mode attempts per S3 request
     face_batch: int = 8  # faces per generator forward pass in a worker
     max_attempts: int = 3  # an item whose worker died this many times fails with `worker_lost`
-    overlap_store: bool = True  # write + record one photo while restoring the next (hides S3/DB latency)
+    overlap_store: bool = False  # write + record one photo while restoring the next (GPU + remote S3)
     # web dashboard (web/)
     api_token: str | None = field(default=None, repr=False)  # protects everything but /healthz when set
     web_max_upload_bytes: int = 20_000_000  # the try page refuses bigger uploads before decoding
@@ -59,7 +59,7 @@ class Settings:
             s3_max_attempts=int(env.get("WGFPGAN_S3_MAX_ATTEMPTS") or 5),
             face_batch=int(env.get("WGFPGAN_FACE_BATCH") or 8),
             max_attempts=int(env.get("WGFPGAN_MAX_ATTEMPTS") or 3),
-            overlap_store=(env.get("WGFPGAN_OVERLAP_STORE") or "1") not in ("0", "false", "no"),
+            overlap_store=(env.get("WGFPGAN_OVERLAP_STORE") or "0").lower() in ("1", "true", "yes"),
             api_token=env.get("WGFPGAN_API_TOKEN") or None,
             web_max_upload_bytes=int(env.get("WGFPGAN_WEB_MAX_UPLOAD_BYTES") or 20_000_000),
         )
