@@ -39,19 +39,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from model.checkpoint import DEFAULT_MODEL_PATH, checkpoint_id, load_generator  # noqa: E402
-from model.gfpgan_arch import GFPGANv1Clean  # noqa: E402
+from model.gfpgan_arch import V14_CONFIG, GFPGANv1Clean  # noqa: E402
 from model.inference import FaceEngine, resolve_mode  # noqa: E402
 
-V14_CONFIG = {
-    "out_size": 512,
-    "num_style_feat": 512,
-    "channel_multiplier": 2,
-    "num_mlp": 8,
-    "input_is_latent": True,
-    "different_w": True,
-    "narrow": 1,
-    "sft_half": True,
-}
 MODES = ("eager", "channels_last", "bf16", "onnx")
 PSNR_FLOOR = 35.0
 

@@ -16,6 +16,18 @@ from torch.nn import functional as F
 
 from model.stylegan2_arch import StyleGAN2GeneratorClean, stylegan_channels
 
+# Constructor kwargs of the released GFPGANv1.3 / v1.4 checkpoints (86.4 M parameters, 512x512 faces).
+V14_CONFIG = {
+    "out_size": 512,
+    "num_style_feat": 512,
+    "channel_multiplier": 2,
+    "num_mlp": 8,
+    "input_is_latent": True,
+    "different_w": True,
+    "narrow": 1,
+    "sft_half": True,
+}
+
 
 class ResBlock(nn.Module):
     """Residual block that resamples by 2 (bilinear) between its two convolutions."""

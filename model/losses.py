@@ -36,6 +36,16 @@ def feature_matching_l1(fake_features: list[torch.Tensor], real_features: list[t
     return torch.stack(losses).mean()
 
 
+def wasserstein_critic_loss(
+    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """-(E[D(real)] - E[D(fake)]): the critic maximises the Wasserstein estimate; raw scores, no sigmoid, no log."""
+    real_mean, fake_mean = critic(real).mean(), critic(fake).mean()
+    wasserstein = real_mean - fake_mean
+    stats = {"d_real": real_mean.item(), "d_fake": fake_mean.item(), "w_dist": wasserstein.item()}
+    return -wasserstein, stats
+
+
 @dataclass
 class AdversarialLoss:
     """Base: the generator and critic objectives plus the critic's optimiser and post-step hook."""
@@ -97,14 +107,7 @@ class WGANLoss(AdversarialLoss):
     name = "wgan"
 
     def critic_loss(self, critic, real, fake, step):
-        real_scores = critic(real)
-        fake_scores = critic(fake)
-        wasserstein = real_scores.mean() - fake_scores.mean()
-        return -wasserstein, {
-            "d_real": real_scores.mean().item(),
-            "d_fake": fake_scores.mean().item(),
-            "w_dist": wasserstein.item(),
-        }
+        return wasserstein_critic_loss(critic, real, fake)
 
     def generator_loss(self, fake_scores):
         return -fake_scores.mean()
@@ -127,20 +130,12 @@ class WGANGPLoss(AdversarialLoss):
     name = "wgan-gp"
 
     def critic_loss(self, critic, real, fake, step):
-        real_scores = critic(real)
-        fake_scores = critic(fake)
-        wasserstein = real_scores.mean() - fake_scores.mean()
+        loss, stats = wasserstein_critic_loss(critic, real, fake)
         alpha = torch.rand(real.size(0), 1, 1, 1, device=real.device, dtype=real.dtype)
         mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
         (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
         gp = (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
-        stats = {
-            "d_real": real_scores.mean().item(),
-            "d_fake": fake_scores.mean().item(),
-            "w_dist": wasserstein.item(),
-            "gp": gp.item(),
-        }
-        return -wasserstein + self.gp_weight * gp, stats
+        return loss + self.gp_weight * gp, {**stats, "gp": gp.item()}
 
     def generator_loss(self, fake_scores):
         return -fake_scores.mean()

@@ -12,7 +12,7 @@ import torch
 
 import model.inference as inference
 from model.checkpoint import checkpoint_id, load_generator
-from model.gfpgan_arch import GFPGANv1Clean
+from model.gfpgan_arch import V14_CONFIG, GFPGANv1Clean
 from model.inference import FaceEngine
 from model.inference_cli import main as inference_cli_main
 
@@ -146,18 +146,6 @@ def test_onnx_file_without_metadata_is_refused(tmp_path: Path) -> None:
     garbage.write_bytes(b"not onnx")
     with pytest.raises(ValueError, match=r"garbage\.onnx"):
         FaceEngine.load(garbage)
-
-
-V14_CONFIG = {
-    "out_size": 512,
-    "num_style_feat": 512,
-    "channel_multiplier": 2,
-    "num_mlp": 8,
-    "input_is_latent": True,
-    "different_w": True,
-    "narrow": 1,
-    "sft_half": True,
-}
 
 
 @pytest.mark.slow

@@ -11,18 +11,8 @@ import pytest
 import torch
 
 from model.checkpoint import CheckpointError, load_generator, save_generator
-from model.gfpgan_arch import GFPGANv1Clean
+from model.gfpgan_arch import V14_CONFIG, GFPGANv1Clean
 
-V14_CONFIG = {
-    "out_size": 512,
-    "num_style_feat": 512,
-    "channel_multiplier": 2,
-    "num_mlp": 8,
-    "input_is_latent": True,
-    "different_w": True,
-    "narrow": 1,
-    "sft_half": True,
-}
 FIXTURE_TOLERANCE = 1e-4
 
 
