@@ -272,6 +272,17 @@ def claim_item(session: Session, item_id: int, *, worker_id: str, lease_seconds:
     return ClaimedItem(row.id, row.job_id, row.rel_key, row.source_uri, row.attempts)
 
 
+def renew_lease(session: Session, claim: ClaimedItem, *, lease_seconds: float) -> bool:
+    """Push this claim's lease to now + `lease_seconds` (compare-and-set on running + this attempt);
+    False if the claim is no longer ours (the lease expired and reconcile requeued or re-claimed it)."""
+    result = session.execute(
+        update(Item)
+        .where(Item.id == claim.id, Item.state == ItemState.RUNNING, Item.attempts == claim.attempt)
+        .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
+    )
+    return result.rowcount == 1
+
+
 def _finish(session: Session, claim: ClaimedItem, new_state: ItemState, values: dict[str, Any]) -> bool:
     result = session.execute(
         update(Item)

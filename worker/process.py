@@ -5,6 +5,11 @@ For each item id: claim it (queued -> running with a lease), read the source, re
 the result), and record `succeeded` (faces, timings, input sha256, model version) or `failed` (a stable
 error code + a readable message). One item's failure never stops the others.
 
+While an item is being processed a heartbeat thread renews its lease every third of
+`WGFPGAN_LEASE_SECONDS`, so a photo slower than the lease is never requeued under a live worker; only a
+worker that died (or lost the database for longer than its lease) lets the lease run out. A renewal
+that finds the row no longer ours is logged and the item's result is then neither written nor recorded.
+
 Transient trouble (storage unreachable, an outage longer than the DB layer's own retries) is retried
 with backoff and, if it persists, the item is handed back (running -> queued) rather than failed: an
 archive item must never be marked failed because a server blinked.
@@ -59,6 +64,48 @@ class Outcome:
     message: str | None = None
 
 
+class LeaseKeeper:
+    """Renews one claim's lease every `lease_seconds / 3` in a daemon thread until `stop()`.
+
+    `lost` becomes True once a renewal finds the row no longer ours (reconcile requeued it, another
+    worker re-claimed it); the caller must then drop the result. A database error during a renewal is
+    logged and retried at the next tick: the lease only runs out if the trouble outlasts it."""
+
+    def __init__(self, database: Database, claim: ClaimedItem, lease_seconds: float) -> None:
+        self.database = database
+        self.claim = claim
+        self.lease_seconds = lease_seconds
+        self.lost = False
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._renew_until_stopped, name=f"wgfpgan-lease-{claim.id}", daemon=True)
+
+    def start(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)  # a renewal stuck on a dead DB must not hold up the chunk
+
+    def _renew_until_stopped(self) -> None:
+        interval = self.lease_seconds / 3
+        while not self._stopped.wait(interval):
+            try:
+                renewed = self.database.run(queries.renew_lease, self.claim, lease_seconds=self.lease_seconds)
+            except Exception as exc:  # keep beating: the lease still has 2/3 of its time left
+                log.warning("item %s: lease renewal failed (%s); retrying", self.claim.id, mask_url(str(exc))[:200])
+                continue
+            if not renewed and not self._stopped.is_set():
+                self.lost = True
+                log.warning(
+                    "item %s: lease lost (attempt %s requeued or re-claimed elsewhere); its result is dropped",
+                    self.claim.id,
+                    self.claim.attempt,
+                )
+                return
+
+
 @dataclass(frozen=True)
 class Restored:
     """An item restored in memory, waiting to be written and recorded."""
@@ -70,6 +117,7 @@ class Restored:
     data: bytes
     faces: int
     restore_seconds: float
+    lease: LeaseKeeper
 
 
 class Transient(Exception):
@@ -142,10 +190,17 @@ class ItemProcessor:
         )
         if claim is None:
             return Outcome(item_id, "skipped")  # done, cancelled, or being processed elsewhere
+        lease = LeaseKeeper(self.database, claim, self.settings.lease_seconds).start()
         try:
-            return self._restore(claim, started)
+            step = self._restore(claim, started, lease)
         except Transient as exc:
-            return self._hand_back(claim, exc)
+            step = self._hand_back(claim, exc)
+        except BaseException:
+            lease.stop()
+            raise
+        if isinstance(step, Outcome):
+            lease.stop()  # recorded (failed / handed back) or lost
+        return step
 
     def _hand_back(self, claim: ClaimedItem, exc: Transient) -> Outcome:
         reason = mask_url(str(exc))
@@ -153,7 +208,7 @@ class ItemProcessor:
         self.database.run(queries.release_item, claim, reason=reason)
         return Outcome(claim.id, "released", "transient", reason)
 
-    def _restore(self, claim: ClaimedItem, started: float) -> Outcome | Restored:
+    def _restore(self, claim: ClaimedItem, started: float, lease: LeaseKeeper) -> Outcome | Restored:
         from model.imageio import ImageError
 
         source, dest, options = self._job(claim.job_id)
@@ -185,12 +240,21 @@ class ItemProcessor:
             output_uri = storage.safe_join(dest, storage.with_extension(claim.rel_key, result.ext))
         except storage.UnsafeKey as exc:
             return self._fail(claim, exc.code, str(exc), started, sha256)
-        return Restored(claim, started, sha256, output_uri, result.data, result.faces, result.seconds)
+        return Restored(claim, started, sha256, output_uri, result.data, result.faces, result.seconds, lease)
 
     def _store(self, restored: Restored) -> Outcome:
         """Write the output atomically, then record the success (in that order: a recorded success always
-        has its output)."""
+        has its output). Nothing is written or recorded once the lease was lost; the heartbeat stops
+        when the outcome is recorded."""
+        try:
+            return self._write_and_record(restored)
+        finally:
+            restored.lease.stop()
+
+    def _write_and_record(self, restored: Restored) -> Outcome:
         claim = restored.claim
+        if restored.lease.lost:
+            return Outcome(claim.id, "lost")
         try:
             self._with_retries(storage.write_bytes_atomic, restored.output_uri, restored.data)
         except Transient as exc:
