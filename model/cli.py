@@ -37,20 +37,14 @@ def register_restore(subparsers) -> None:
     )
     parser.add_argument("-i", "--input", required=True, type=Path, help="a photo or a folder of photos")
     parser.add_argument("-o", "--output", default=Path("results"), type=Path, help="output folder")
-    parser.add_argument(
-        "-s", "--upscale", type=upscale_factor, default=2, help="final upscale 1..8 (default 2)"
-    )
-    parser.add_argument(
-        "--model", default=None, help="checkpoint (.pth/.onnx; default: WGFPGAN_MODEL or shipped)"
-    )
+    parser.add_argument("-s", "--upscale", type=upscale_factor, default=2, help="final upscale 1..8 (default 2)")
+    parser.add_argument("--model", default=None, help="checkpoint (.pth/.onnx; default: WGFPGAN_MODEL or shipped)")
     parser.add_argument("--aligned", action="store_true", help="inputs are aligned faces (no detection)")
     parser.add_argument("--only-center-face", action="store_true", help="restore only the most central face")
     parser.add_argument(
         "-w", "--weight", type=float, default=1.0, help="blend: 0 = input face, 1 = restored face (default 1)"
     )
-    parser.add_argument(
-        "--ext", choices=EXT_CHOICES, default="auto", help="output format (default: as input)"
-    )
+    parser.add_argument("--ext", choices=EXT_CHOICES, default="auto", help="output format (default: as input)")
     parser.add_argument("--suffix", default=None, help="suffix of the restored face and photo file names")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: WGFPGAN_DEVICE or cpu)")
     parser.add_argument(
@@ -183,7 +177,7 @@ def _restore_one(restorer, path: Path, name: str, writer: OutputWriter, args) ->
         return len(restored)
     photo = restorer.restore_decoded(image, weight=args.weight, only_center_face=args.only_center_face)
     writer.write_faces(name, photo.cropped_faces, photo.restored_faces)
-    ext = output_extension(image, args.ext)
+    ext = output_extension(image, args.ext, out_size=(photo.pixels.shape[1], photo.pixels.shape[0]))
     writer.write_photo(name, photo.encode(ext), ext)
     return len(photo.restored_faces)
 

@@ -13,6 +13,8 @@ like (gray stays gray, 16 bit stays 16 bit, JPEG stays JPEG under `ext="auto"`).
 - ``truncated``: the pixel data ends early. PIL's `LOAD_TRUNCATED_IMAGES` stays False and `.load()` is
   called, so a cut file is an error, never half a gray picture.
 - ``corrupt``: the data is damaged in another way.
+- ``too_large_for_jpeg``: the output would have a side longer than JPEG's `JPEG_MAX_SIDE` (65,500) pixels
+  and JPEG was requested explicitly (under ``auto`` such an output is written as PNG instead).
 - ``unsupported_format``: a format we do not process, e.g. animated GIFs and multi-page TIFFs are refused
   rather than silently reduced to their first frame (restoring only page 1 of a scanned album would lose
   the rest); MPO phone JPEGs are the exception: their first frame is the photo.
@@ -37,6 +39,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 DEFAULT_MAX_PIXELS = 80_000_000
 MIN_SIDE = 8
 JPEG_QUALITY = 95
+JPEG_MAX_SIDE = 65_500  # libjpeg's limit on either side
 # Formats PIL may try. Restricting the list keeps risky plugins (e.g. EPS, which runs Ghostscript) away
 # from untrusted bytes. (Phone MPO files open through the JPEG plugin.)
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF")
@@ -161,9 +164,7 @@ def _load(image: Image.Image) -> None:
     except (OSError, EOFError, SyntaxError, ValueError) as exc:
         message = str(exc)
         if isinstance(exc, EOFError) or "truncat" in message.lower() or "end of file" in message.lower():
-            raise ImageError(
-                "truncated", f"the file is truncated ({message or 'unexpected end of data'})"
-            ) from exc
+            raise ImageError("truncated", f"the file is truncated ({message or 'unexpected end of data'})") from exc
         raise ImageError("corrupt", f"damaged pixel data ({message})") from exc
 
 
@@ -234,20 +235,33 @@ def _pil_to_bgr(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     return cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR), None
 
 
-def output_extension(image: DecodedImage, requested: str = "auto") -> str:
-    """The output extension, png or jpg: `auto` keeps the input's family; alpha and 16-bit force PNG."""
+def output_extension(image: DecodedImage, requested: str = "auto", *, out_size: tuple[int, int] | None = None) -> str:
+    """The output extension, png or jpg: `auto` keeps the input's family; alpha and 16-bit force PNG.
+
+    `out_size` is the output's (width, height) (default: the input's). An output too large for JPEG
+    becomes PNG under `auto`; an explicit `jpg` then raises ImageError("too_large_for_jpeg")."""
     if requested not in ("auto", "png", "jpg", "jpeg"):
         raise ValueError(f"unknown output extension {requested!r} (auto, png or jpg)")
     if image.alpha is not None or image.bit_depth == 16:
         return "png"
+    if requested == "png" or (requested == "auto" and image.source_format not in JPEG_FORMATS):
+        return "png"
+    width, height = out_size or (image.width, image.height)
+    if max(width, height) <= JPEG_MAX_SIDE:
+        return "jpg"
     if requested == "auto":
-        return "jpg" if image.source_format in JPEG_FORMATS else "png"
-    return "png" if requested == "png" else "jpg"
+        return "png"
+    raise _too_large_for_jpeg(width, height)
 
 
-def encode_image(
-    pixels: np.ndarray, *, alpha: np.ndarray | None = None, ext: str = "png", gray: bool = False
-) -> bytes:
+def _too_large_for_jpeg(width: int, height: int) -> ImageError:
+    return ImageError(
+        "too_large_for_jpeg",
+        f"a {width}x{height} output exceeds JPEG's {JPEG_MAX_SIDE} px side limit: ask for png (or auto)",
+    )
+
+
+def encode_image(pixels: np.ndarray, *, alpha: np.ndarray | None = None, ext: str = "png", gray: bool = False) -> bytes:
     """Encode BGR (uint8/uint16) pixels, with optional alpha, as PNG or JPEG (quality 95)."""
     if gray:  # PNG has gray+alpha but OpenCV cannot write it: gray+alpha is written as equal-channel BGRA
         pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)
@@ -260,6 +274,8 @@ def encode_image(
     elif ext in ("jpg", "jpeg"):
         if alpha is not None or pixels.dtype != np.uint8:
             raise ValueError("JPEG holds neither alpha nor 16-bit pixels; use png")
+        if max(pixels.shape[:2]) > JPEG_MAX_SIDE:
+            raise _too_large_for_jpeg(pixels.shape[1], pixels.shape[0])
         ok, buffer = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     else:
         raise ValueError(f"unknown output extension {ext!r}")

@@ -70,9 +70,7 @@ class RestoredPhoto:
         return encode_image(self.pixels, alpha=self.alpha, ext=ext, gray=self.is_gray)
 
 
-def blend_faces(
-    inputs: Sequence[np.ndarray], restored: Sequence[np.ndarray], weight: float
-) -> list[np.ndarray]:
+def blend_faces(inputs: Sequence[np.ndarray], restored: Sequence[np.ndarray], weight: float) -> list[np.ndarray]:
     """Pixel blend: weight 0 gives the input face, 1 the restored face."""
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must be within [0, 1], got {weight}")
@@ -81,9 +79,9 @@ def blend_faces(
     if weight == 0.0:
         return [face.copy() for face in inputs]
     return [
-        np.clip(
-            np.round((1.0 - weight) * a.astype(np.float32) + weight * b.astype(np.float32)), 0, 255
-        ).astype(np.uint8)
+        np.clip(np.round((1.0 - weight) * a.astype(np.float32) + weight * b.astype(np.float32)), 0, 255).astype(
+            np.uint8
+        )
         for a, b in zip(inputs, restored, strict=True)
     ]
 
@@ -133,9 +131,7 @@ class Restorer:
         `channel_multiplier` is not needed. `bg_upsampler` may also be a RealESRGANer (anything with
         GFPGANer's `enhance(img, outscale=...)`)."""
         if arch != "clean":
-            raise ValueError(
-                f"arch {arch!r} is not supported: only 'clean' (GFPGANv1Clean, v1.2-v1.4 weights)"
-            )
+            raise ValueError(f"arch {arch!r} is not supported: only 'clean' (GFPGANv1Clean, v1.2-v1.4 weights)")
         del channel_multiplier  # inferred from the checkpoint's tensor shapes
         if engine is None:
             from model.inference import FaceEngine
@@ -270,11 +266,11 @@ class Restorer:
                 only_center_face=only_center_face,
                 upscale=upscale,
             )
+            ext = output_extension(image, out_ext, out_size=(photo.pixels.shape[1], photo.pixels.shape[0]))
         except ImageError as exc:
             if name:
                 raise ImageError(exc.code, f"{name}: {exc}") from exc
             raise
-        ext = output_extension(image, out_ext)
         return RestoredImage(
             data=photo.encode(ext),
             ext=ext,

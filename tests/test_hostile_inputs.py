@@ -171,17 +171,17 @@ def test_cross_section_through_submit_and_a_worker(
     database.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model/imageio.encode_image raises RuntimeError (-> worker code `internal_error`) when a JPEG output "
-    "would exceed 65500 px; expected an ImageError with a precise code (or a PNG fallback)",
-)
-def test_an_output_too_wide_for_jpeg_gets_a_precise_code(tiny_model_path: Path) -> None:
+def test_an_output_too_wide_for_jpeg_becomes_png_or_gets_a_precise_code(tiny_model_path: Path) -> None:
     from model import Restorer
     from model.imageio import ImageError
 
     photo = io.BytesIO()
     Image.new("RGB", (22_000, 8), (90, 120, 150)).save(photo, "JPEG")
     restorer = Restorer(str(tiny_model_path))
-    with pytest.raises(ImageError):
-        restorer.restore_bytes(photo.getvalue(), name="strip.jpg", upscale=3)  # 66000 x 24 as JPEG
+    restored = restorer.restore_bytes(photo.getvalue(), name="strip.jpg", upscale=3)  # 66000 x 24: no JPEG
+    assert restored.ext == "png" and (restored.width, restored.height) == (66_000, 24)
+    with Image.open(io.BytesIO(restored.data)) as out:
+        assert out.format == "PNG" and out.size == (66_000, 24)
+    with pytest.raises(ImageError) as raised:
+        restorer.restore_bytes(photo.getvalue(), name="strip.jpg", upscale=3, out_ext="jpg")
+    assert raised.value.code == "too_large_for_jpeg" and "strip.jpg" in str(raised.value)

@@ -206,3 +206,15 @@ def test_16_bit_tiff():
     image = decode_image(cv2.imencode(".tiff", bgr16)[1].tobytes())
     assert image.source_format == "TIFF" and image.bit_depth == 16
     np.testing.assert_array_equal(image.pixels, bgr16)
+
+
+def test_an_output_too_large_for_jpeg_becomes_png_under_auto_and_fails_precisely_as_jpg():
+    image = decode_image(pil_bytes(Image.fromarray(gradient_rgb()), "JPEG"))
+    assert output_extension(image, "auto", out_size=(65_500, 24)) == "jpg"
+    assert output_extension(image, "auto", out_size=(24, 65_501)) == "png"
+    with pytest.raises(ImageError) as info:
+        output_extension(image, "jpg", out_size=(65_501, 24))
+    assert info.value.code == "too_large_for_jpeg" and "65501x24" in str(info.value)
+    with pytest.raises(ImageError) as info:  # the encoder refuses it too, with the same code
+        encode_image(np.zeros((8, 65_501, 3), np.uint8), ext="jpg")
+    assert info.value.code == "too_large_for_jpeg"
