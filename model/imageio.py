@@ -12,7 +12,9 @@ like (gray stays gray, 16 bit stays 16 bit, JPEG stays JPEG under `ext="auto"`).
 - ``bad_dimensions``: a zero side, or a side shorter than `MIN_SIDE` pixels (nothing to restore).
 - ``truncated``: the pixel data ends early. PIL's `LOAD_TRUNCATED_IMAGES` stays False and `.load()` is
   called, so a cut file is an error, never half a gray picture.
-- ``corrupt``: the data is damaged in another way.
+- ``corrupt``: the data is damaged in another way, including a file that starts with a known image
+  signature but whose header PIL refuses (e.g. a PNG with a broken IHDR checksum): damaged, not "not an
+  image".
 - ``too_large_for_jpeg``: the output would have a side longer than JPEG's `JPEG_MAX_SIDE` (65,500) pixels
   and JPEG was requested explicitly (under ``auto`` such an output is written as PNG instead).
 - ``unsupported_format``: a format we do not process, e.g. animated GIFs and multi-page TIFFs are refused
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +46,7 @@ JPEG_MAX_SIDE = 65_500  # libjpeg's limit on either side
 # Formats PIL may try. Restricting the list keeps risky plugins (e.g. EPS, which runs Ghostscript) away
 # from untrusted bytes. (Phone MPO files open through the JPEG plugin.)
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF")
+BMP_HEADER_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})  # the DIB header sizes PIL reads
 JPEG_FORMATS = frozenset({"JPEG", "MPO"})
 GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 ORIENTATION_TAG = 0x0112
@@ -118,9 +122,49 @@ def _open(data: bytes) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise ImageError("too_large", f"refused before decoding: {exc}") from exc
     except UnidentifiedImageError as exc:
+        claimed = _signature_format(data)
+        if claimed is not None:
+            raise _damaged_header(data, claimed) from exc
         raise ImageError("not_an_image", f"not an image: {_describe_non_image(data)}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        if _signature_format(data) is None:  # a loose plugin match (e.g. text starting with "BM")
+            raise ImageError("not_an_image", f"not an image: {_describe_non_image(data)}") from exc
         raise ImageError("corrupt", f"unreadable image header: {exc}") from exc
+
+
+def _signature_format(data: bytes) -> str | None:
+    """The allowed format whose magic bytes start `data`, if any (what the file claims to be)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if data.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
+        return "TIFF"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data.startswith(b"BM") and len(data) >= 18 and int.from_bytes(data[14:18], "little") in BMP_HEADER_SIZES:
+        return "BMP"
+    return None
+
+
+def _damaged_header(data: bytes, claimed: str) -> ImageError:
+    """`corrupt` (or `truncated` if it ends inside the header), with the plugin's own reason."""
+    Image.init()
+    factory = Image.OPEN[claimed][0]
+    try:
+        factory(io.BytesIO(data), "").close()
+        reason = "unreadable header"
+    except EOFError as exc:
+        return ImageError("truncated", f"the {claimed} file ends inside its header ({exc or 'end of data'})")
+    except struct.error:
+        reason = "the header is cut short"
+    except Exception as exc:  # whatever the plugin raised is the reason; the verdict is the same
+        reason = str(exc) or type(exc).__name__
+    if "truncat" in reason.lower():
+        return ImageError("truncated", f"the {claimed} file ends inside its header ({reason})")
+    return ImageError("corrupt", f"a damaged {claimed} file: {reason}")
 
 
 def _describe_non_image(data: bytes) -> str:

@@ -343,10 +343,9 @@ def build_corpus(seed: int = 2024) -> list[Case]:
     ok("tricks/trailing-garbage.jpg", lambda: good_jpeg + b"PK\x03\x04" + bytes(500), (48, 40))
     ok("tricks/trailing-html.png", lambda: good_png + b"<html><script>alert(1)</script></html>", (48, 40))
     ok("tricks/huge-comment.jpg", lambda: _encode(_photo(48, 40), "JPEG", comment=b"x" * 60_000), (48, 40))
-    # A broken IHDR CRC makes PIL's PNG plugin refuse the file at open, so it is reported as not_an_image
-    # ("unknown binary data") although it starts with the PNG signature (see the report: `corrupt` would be
-    # the precise code).
-    add("tricks/png-bad-crc.png", good_png[:29] + b"\0\0\0\0" + good_png[33:], "corrupt", "not_an_image")
+    # A broken IHDR CRC makes PIL's PNG plugin refuse the file at open; it starts with the PNG signature,
+    # so it is a damaged PNG (`corrupt`), not "not an image".
+    add("tricks/png-bad-crc.png", good_png[:29] + b"\0\0\0\0" + good_png[33:], "corrupt")
     add("tricks/jpeg-no-eoi.jpg", good_jpeg[:-2], SUCCEEDED, "truncated")
     add("tricks/jpeg-header-only.jpg", good_jpeg[: good_jpeg.index(b"\xff\xda")], "truncated", "corrupt")
     big_text = _png_header(32, 32) + _png_chunk(b"zTXt", b"k\0\0" + zlib.compress(b"a" * 50_000_000))

@@ -218,3 +218,16 @@ def test_an_output_too_large_for_jpeg_becomes_png_under_auto_and_fails_precisely
     with pytest.raises(ImageError) as info:  # the encoder refuses it too, with the same code
         encode_image(np.zeros((8, 65_501, 3), np.uint8), ext="jpg")
     assert info.value.code == "too_large_for_jpeg"
+
+
+def test_a_png_with_a_broken_header_crc_is_corrupt_not_a_non_image():
+    good = pil_bytes(Image.fromarray(gradient_rgb()), "PNG")
+    crc_at = 8 + 4 + 4 + 13  # signature, IHDR length and type, IHDR payload
+    broken = good[:crc_at] + bytes(b ^ 0xFF for b in good[crc_at : crc_at + 4]) + good[crc_at + 4 :]
+    with pytest.raises(ImageError) as info:
+        decode_image(broken)
+    assert info.value.code == "corrupt"
+    assert "damaged PNG" in str(info.value) and "checksum" in str(info.value)
+    # bytes that merely look binary are still "not an image"; text starting with "BM" is not a BMP
+    assert error_code(bytes(range(256)) * 4) == "not_an_image"
+    assert error_code(b"BMW service records, 1970-1985\n" * 20) == "not_an_image"
