@@ -4,10 +4,18 @@ migrations shipped inside the package, and the few queries the scheduler, the wo
 Knows nothing of torch, Celery or storage. Every item transition is one compare-and-set UPDATE.
 """
 
-from db.engine import Database, DatabaseNotMigrated, is_embedded_default
+from db.engine import (
+    DEFAULT_RETRY_SECONDS,
+    INTERACTIVE_RETRY_SECONDS,
+    Database,
+    DatabaseNotMigrated,
+    is_embedded_default,
+)
 from db.models import Base, Item, ItemState, Job, JobCount, JobState
 
 __all__ = [
+    "DEFAULT_RETRY_SECONDS",
+    "INTERACTIVE_RETRY_SECONDS",
     "Base",
     "Database",
     "DatabaseNotMigrated",

@@ -4,8 +4,10 @@
 - SQLite: WAL journal, a busy timeout, and every transaction opened with `BEGIN IMMEDIATE` so a
   read-then-write (a claim) takes the write lock up front and no update is ever lost.
 - Transient errors (connection refused/reset, server restarting, database locked) are retried with
-  exponential backoff; the transaction body must therefore be safe to re-run, which compare-and-set
-  transitions are (a re-run of an already committed transition simply matches no row).
+  exponential backoff for `retry_seconds`: `DEFAULT_RETRY_SECONDS` (120) for workers and services, which
+  must ride out a server restart, `INTERACTIVE_RETRY_SECONDS` (5) for CLI commands a person waits on,
+  which should say "the database is down" quickly instead. The transaction body must therefore be safe
+  to re-run, which compare-and-set transitions are (a re-run of an already committed transition simply matches no row).
 - Workers open the database with `durable_commits=False`: on PostgreSQL their transactions use
   `synchronous_commit=off` (no WAL flush wait, ~3x faster per transition here). A server crash can then
   forget the last few hundred milliseconds of item transitions, never corrupt anything; a forgotten
@@ -33,6 +35,9 @@ from db.migrations import HEAD_REVISION
 from wgfpgan.config import Settings, default_database_url, mask_url
 
 log = logging.getLogger(__name__)
+
+DEFAULT_RETRY_SECONDS = 120.0
+INTERACTIVE_RETRY_SECONDS = 5.0
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -110,7 +115,7 @@ def is_transient(exc: BaseException) -> bool:
 class Database:
     """An engine plus a session factory; `run()` executes one transaction with retries."""
 
-    def __init__(self, url: str, *, retry_seconds: float = 120.0, durable_commits: bool = True) -> None:
+    def __init__(self, url: str, *, retry_seconds: float = DEFAULT_RETRY_SECONDS, durable_commits: bool = True) -> None:
         self.url = url
         self.engine = create_db_engine(url, durable_commits=durable_commits)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -118,10 +123,15 @@ class Database:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings | None = None, *, check: bool = True, durable_commits: bool = True
+        cls,
+        settings: Settings | None = None,
+        *,
+        check: bool = True,
+        durable_commits: bool = True,
+        retry_seconds: float = DEFAULT_RETRY_SECONDS,
     ) -> Database:
         settings = settings or Settings.from_env()
-        database = cls(settings.database_url, durable_commits=durable_commits)
+        database = cls(settings.database_url, retry_seconds=retry_seconds, durable_commits=durable_commits)
         if check:
             database.check_migrated()
         return database

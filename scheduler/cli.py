@@ -100,6 +100,9 @@ def cli_errors(fn: Handler) -> Handler:
         except Exception as exc:
             if not _is_outage(exc):
                 raise
+            if _is_database_error(exc):
+                print(f"wgfpgan {args.command}: {_database_down_message(exc)}", file=sys.stderr)
+                return 1
             print(
                 f"wgfpgan {args.command}: service unavailable: {mask_url(str(exc))} "
                 "(nothing is lost: run the same command again when it is back)",
@@ -117,6 +120,23 @@ def _is_outage(exc: Exception) -> bool:
     return isinstance(exc, BrokerError | DatabaseError | ConnectionError)
 
 
+def _is_database_error(exc: Exception) -> bool:
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(exc, OperationalError)
+
+
+def _database_down_message(exc: Exception) -> str:
+    from wgfpgan.config import Settings, mask_url
+
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    return (
+        f"the status database {mask_url(Settings.from_env().database_url)} is unreachable ({mask_url(reason)}); "
+        "nothing is lost: run the same command again when it is back"
+    )
+
+
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     import dataclasses
 
@@ -128,10 +148,13 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return settings
 
 
-def _database(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from db import Database
+def _database(args: argparse.Namespace, *, interactive: bool = True):  # type: ignore[no-untyped-def]
+    """The status DB. Interactive commands give up on an outage after a few seconds (a person is
+    waiting); `reconcile` keeps the long retry of workers and services."""
+    from db import DEFAULT_RETRY_SECONDS, INTERACTIVE_RETRY_SECONDS, Database
 
-    return Database.from_settings(_settings(args))
+    retry_seconds = INTERACTIVE_RETRY_SECONDS if interactive else DEFAULT_RETRY_SECONDS
+    return Database.from_settings(_settings(args), retry_seconds=retry_seconds)
 
 
 def _job_or_exit(database, job_id: int):  # type: ignore[no-untyped-def]
@@ -145,6 +168,7 @@ def _job_or_exit(database, job_id: int):  # type: ignore[no-untyped-def]
 
 @cli_errors
 def _submit(args: argparse.Namespace) -> int:
+    from db import INTERACTIVE_RETRY_SECONDS
     from scheduler.submit import submit
     from scheduler.views import print_json
 
@@ -162,6 +186,7 @@ def _submit(args: argparse.Namespace) -> int:
         all_files=args.all_files,
         options=restore_options(args),
         on_job=announce,
+        db_retry_seconds=INTERACTIVE_RETRY_SECONDS,
     )
     if args.json:
         print_json({"id": result.job_id, **{k: v for k, v in vars(result).items() if k != "job_id"}})
@@ -286,7 +311,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         reconcile_loop(settings, interval=args.loop, stale_after=args.stale_after)
         return 0
-    database = _database(args)
+    database = _database(args, interactive=False)
     report = reconcile_once(database, settings, stale_after=args.stale_after)
     print(
         f"reconcile: {report.expired_leases} expired leases requeued, {report.lost_messages} lost messages, "

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from db import Database, queries
+from db import DEFAULT_RETRY_SECONDS, Database, queries
 from db.models import Job
 from wgfpgan import storage
 from wgfpgan.config import Settings
@@ -173,12 +173,14 @@ def submit(
     all_files: bool = False,
     options: dict,
     on_job: Callable[[int, bool], None] | None = None,
+    db_retry_seconds: float = DEFAULT_RETRY_SECONDS,
 ) -> SubmitResult:
     """Create or reopen the job, stream the listing in, and dispatch work while listing continues.
-    `on_job(job_id, created)` is called as soon as the job exists (before the listing)."""
+    `on_job(job_id, created)` is called as soon as the job exists (before the listing).
+    `db_retry_seconds` bounds how long a database outage is retried (the CLI passes a short budget)."""
     from wgfpgan.broker import ChunkSender
 
-    database = Database.from_settings(settings)
+    database = Database.from_settings(settings, retry_seconds=db_retry_seconds)
     try:
         job, created = open_job(database, source, dest, name=name, options=options)
         result = SubmitResult(job.id, created)
