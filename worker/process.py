@@ -89,7 +89,7 @@ class LeaseKeeper:
             self._thread.join(timeout=5.0)  # a renewal stuck on a dead DB must not hold up the chunk
 
     def _renew_until_stopped(self) -> None:
-        interval = self.lease_seconds / 3
+        interval = max(self.lease_seconds / 3, 0.1)  # a zero lease must not turn into a busy loop
         while not self._stopped.wait(interval):
             try:
                 renewed = self.database.run(queries.renew_lease, self.claim, lease_seconds=self.lease_seconds)
