@@ -301,14 +301,19 @@ def markdown_table(result: dict) -> str:
         f"LFW DevTrain, {result['pairs']} pairs ({result['subset']}), {result['folds']}-fold CV, "
         f"model `{result['model']}`.",
         "",
-        "| condition | accuracy | fold std | face detected | loss recovered |",
-        "|---|---|---|---|---|",
+        "| condition | accuracy | fold std | face detected | vs degraded | loss recovered |",
+        "|---|---|---|---|---|---|",
     ]
     for name, row in conditions.items():
-        share = recovered_share(conditions, name.split()[-1]) if name.startswith("restored") else None
-        recovered = "" if share is None else f"{share:+.0%}"
+        change = recovered = ""
+        if name.startswith("restored"):
+            preset = name.split()[-1]
+            change = f"{row['accuracy'] - conditions[f'degraded {preset}']['accuracy']:+.3f}"
+            share = recovered_share(conditions, preset)
+            recovered = "" if share is None else f"{share:+.0%}"
         lines.append(
-            f"| {name} | {row['accuracy']:.3f} | {row['fold_std']:.3f} | {row['detection_rate']:.0%} | {recovered} |"
+            f"| {name} | {row['accuracy']:.3f} | {row['fold_std']:.3f} | {row['detection_rate']:.0%} "
+            f"| {change} | {recovered} |"
         )
     return "\n".join(lines)
 

@@ -179,8 +179,9 @@ natural-image NIQE values. On {faces} held-out val faces at 256 px:"""
 LFW_TEXT = """Both images of each pair degraded with the preset (seed from the file name), then embedded with
 dlib's 128-d face recogniser: clean, degraded, and restored (`Restorer.enhance`: detect, align, restore,
 paste back, upscale 1). Threshold by 10-fold cross-validation; mean accuracy and fold standard deviation.
-`face detected` = dlib HOG found the face (else the median clean box is used); `loss recovered` = share
-of the accuracy lost to degradation that restoration gives back. Script: `benchmarks/lfw_study.py`."""
+`face detected` = dlib HOG found the face (else the median clean box is used); `vs degraded` = accuracy
+change that restoration brings; `loss recovered` = that change as a share of the accuracy the degradation
+took (noisy when little was lost, e.g. on mild). Script: `benchmarks/lfw_study.py`."""
 
 REAL_TEXT = """{images} photos of `../shared/data/realworld` through `wgfpgan eval --real` with `{model}`:
 {faces_restored} faces restored; {images_without_detected_faces} photos without a detected face, of which
@@ -194,9 +195,10 @@ acceptance line (PSNR gain >= 1.5 dB, identity distance <= 0.8x bicubic's, sharp
 medium); `--check` makes the exit code 1 when the first model fails it. In Python:
 `evaluate_hq(folder, [path], ['medium']).acceptance()` (model/evaluate.py)."""
 
-REPRODUCE_TEXT = """`python benchmarks/make_results.py` (about 30 minutes on 2 cores; `--stages hq,render` for the
-table alone, `--lfw-pairs 0` for all 2,200 LFW pairs). GT embeddings, baseline scores and LFW embeddings
-are cached in the user cache folder, so a re-run mostly costs the model."""
+REPRODUCE_TEXT = """`python benchmarks/make_results.py` (about 15 minutes on 2 cores from cold caches, 6 minutes
+when they are warm; `--stages hq,render` for the table alone, `--lfw-pairs 0` for all 2,200 LFW pairs).
+GT embeddings, baseline scores and LFW embeddings are cached in the user cache folder, so a re-run mostly
+costs the model."""
 
 EVAL_COMMANDS = """```
 wgfpgan eval --hq ../shared/data/faces/val-512 --model runs/my.pth --preset medium --out eval-report
