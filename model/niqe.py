@@ -131,9 +131,7 @@ def fit_aggd(x: np.ndarray) -> np.ndarray:
 
 def _patches(x: np.ndarray, size: int) -> np.ndarray:
     rows, cols = x.shape[0] // size, x.shape[1] // size
-    return (
-        x[: rows * size, : cols * size].reshape(rows, size, cols, size).swapaxes(1, 2).reshape(-1, size, size)
-    )
+    return x[: rows * size, : cols * size].reshape(rows, size, cols, size).swapaxes(1, 2).reshape(-1, size, size)
 
 
 def patch_features(mscn_coefficients: np.ndarray, size: int) -> np.ndarray:
@@ -182,9 +180,7 @@ def fit_pristine_model(images: Iterable[np.ndarray]) -> NiqeModel:
     if n_images == 0:
         raise ValueError("no images given to fit the NIQE pristine model")
     rows = np.concatenate(selected)
-    return NiqeModel(
-        mean=rows.mean(axis=0), cov=np.cov(rows, rowvar=False), n_images=n_images, n_patches=len(rows)
-    )
+    return NiqeModel(mean=rows.mean(axis=0), cov=np.cov(rows, rowvar=False), n_images=n_images, n_patches=len(rows))
 
 
 def niqe(img: np.ndarray, model: NiqeModel | None = None) -> float:
