@@ -282,20 +282,17 @@ def _cancel(args: argparse.Namespace) -> int:
 @cli_errors
 def _retry(args: argparse.Namespace) -> int:
     from db import queries
+    from scheduler.submit import send_queued
 
     settings = _settings(args)
     database = _database(args)
     job = _job_or_exit(database, args.job)
     n = database.run(queries.retry_job, job.id, failed_only=args.failed)
+    sent = send_queued(database, settings, job)
     if job.options.get("embedded"):
         command = f"wgfpgan run {job.source} --out {job.dest}"
         print(f"job {job.id}: {n} items queued again; process them with `{command}`")
         return 0
-    from scheduler.submit import Dispatcher
-    from wgfpgan.broker import ChunkSender
-
-    with ChunkSender(settings) as sender:
-        sent = Dispatcher(database, settings, sender).dispatch(job.id)
     print(f"job {job.id}: {n} items queued again, {sent} sent to workers")
     return 0
 

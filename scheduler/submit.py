@@ -163,6 +163,18 @@ class Dispatcher:
         return self.sent - before
 
 
+def send_queued(database: Database, settings: Settings, job: Job) -> int:
+    """Send a job's queued, not yet dispatched items to the workers (after `queries.retry_job`, say) and return
+    how many went. An embedded `wgfpgan run` job has no workers: its items wait for `wgfpgan run` (0).
+    Broker errors propagate; the items stay queued and `wgfpgan reconcile` sends them later."""
+    from wgfpgan.broker import ChunkSender
+
+    if job.options.get("embedded"):
+        return 0
+    with ChunkSender(settings) as sender:
+        return Dispatcher(database, settings, sender).dispatch(job.id)
+
+
 def submit(
     settings: Settings,
     source: str,

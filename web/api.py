@@ -295,24 +295,20 @@ def cancel(ctx: Ctx, job_id: int) -> dict[str, Any]:
 def retry(ctx: Ctx, job_id: int, failed_only: bool = False) -> dict[str, Any]:
     """Like `wgfpgan retry`: failed (and, unless `failed_only`, cancelled) items go back to queued and are
     sent to the workers (an embedded `wgfpgan run` job is left for `wgfpgan run` to pick up)."""
+    from scheduler.submit import send_queued
+
     found = load_job(ctx, job_id)
     requeued = ctx.database.run(queries.retry_job, job_id, failed_only=failed_only)
-    dispatched = 0
-    if not found.options.get("embedded"):
-        from scheduler.submit import Dispatcher
-        from wgfpgan.broker import ChunkSender
-
-        try:
-            with ChunkSender(ctx.settings) as sender:
-                dispatched = Dispatcher(ctx.database, ctx.settings, sender).dispatch(job_id)
-        except Exception as exc:  # the items stay queued; `wgfpgan reconcile` sends them later
-            error = broker_or_reraise(exc)
-            if isinstance(error, ApiError):
-                error.detail = (
-                    f"{requeued} items are queued again, but the message broker is unavailable: "
-                    "`wgfpgan reconcile` sends them once it is back"
-                )
-            raise error from None
+    try:
+        dispatched = send_queued(ctx.database, ctx.settings, found)
+    except Exception as exc:  # the items stay queued; `wgfpgan reconcile` sends them later
+        error = broker_or_reraise(exc)
+        if isinstance(error, ApiError):
+            error.detail = (
+                f"{requeued} items are queued again, but the message broker is unavailable: "
+                "`wgfpgan reconcile` sends them once it is back"
+            )
+        raise error from None
     return {"id": job_id, "requeued": requeued, "dispatched": dispatched}
 
 
