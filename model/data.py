@@ -39,16 +39,27 @@ def tensor_to_bgr_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 class DegradedFaces(Dataset):
-    """Pairs (lq, gt) from a folder of aligned HQ faces, resized to `size`, flipped and degraded per sample id."""
+    """Pairs (lq, gt) from a folder of aligned HQ faces, resized to `size`, flipped and degraded per sample id.
+
+    With `landmarks=True` each sample also carries dlib's 5 landmarks of the final (flipped) GT, found inside
+    the aligned-face box: the identity loss cuts the same 150-px chip from the output and the GT with them."""
 
     def __init__(
-        self, folder: str | Path, size: int, degradation: DegradationConfig, seed: int = 0, flip: bool = True
+        self,
+        folder: str | Path,
+        size: int,
+        degradation: DegradationConfig,
+        seed: int = 0,
+        flip: bool = True,
+        landmarks: bool = False,
     ) -> None:
         self.files = list_images(folder)
         self.size = size
         self.degradation = degradation
         self.seed = seed
         self.flip = flip
+        self.landmarks = landmarks
+        self._identity = None  # dlib's shape predictor, loaded lazily in each DataLoader worker
 
     def __len__(self) -> int:
         return len(self.files)
@@ -69,7 +80,18 @@ class DegradedFaces(Dataset):
         lq, made_gray = degrade(gt, self.degradation, rng)
         if made_gray:
             gt = to_gray3(gt)
-        return {"lq": bgr_to_tensor(lq), "gt": bgr_to_tensor(gt)}
+        sample = {"lq": bgr_to_tensor(lq), "gt": bgr_to_tensor(gt)}
+        if self.landmarks:
+            sample["landmarks"] = torch.from_numpy(self.gt_landmarks(gt)).float()
+        return sample
+
+    def gt_landmarks(self, gt: np.ndarray) -> np.ndarray:
+        from model.identity import ALIGNED_FACE_BOX, FaceIdentity, scale_box
+
+        if self._identity is None:
+            self._identity = FaceIdentity()
+        img = (gt * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+        return self._identity.landmarks(img, scale_box(ALIGNED_FACE_BOX, self.size, self.size))
 
 
 class ResumableSampler(Sampler[int]):

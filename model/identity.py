@@ -65,6 +65,10 @@ def _to_rgb(img_bgr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, ::-1])
 
 
+def _shape_points(shape) -> np.ndarray:
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+
+
 # The HOG detector misses faces under ~80 px; images whose shorter side is below this are upsampled once.
 SMALL_IMAGE_SIDE = 200
 
@@ -95,6 +99,13 @@ class FaceIdentity:
         import dlib
 
         return dlib.face_recognition_model_v1(str(model_file(FACE_RECOGNITION_RESNET)))
+
+    def landmarks(self, img_bgr: np.ndarray, box: Box) -> np.ndarray:
+        """dlib's 5 landmarks (5x2 float64, x/y pixels) inside a known face box; no detection, no embedding
+        (the training identity loss calls this per sample with the aligned-face box)."""
+        import dlib
+
+        return _shape_points(self._shape_predictor(_to_rgb(img_bgr), dlib.rectangle(*box)))
 
     def detect(self, img_bgr: np.ndarray) -> list[Box]:
         """All frontal faces found, largest first."""
@@ -128,6 +139,6 @@ class FaceIdentity:
             else:
                 return None
         shape = self._shape_predictor(rgb, dlib.rectangle(*box))
-        landmarks = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+        landmarks = _shape_points(shape)
         embedding = np.array(self._recognizer.compute_face_descriptor(rgb, shape), dtype=np.float64)
         return FaceAnalysis(box=tuple(box), detected=detected, landmarks=landmarks, embedding=embedding)
