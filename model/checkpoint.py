@@ -45,7 +45,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _state_dict_of(obj: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
-    for key in ("params_ema", "params"):
+    for key in ("params_ema", "generator_ema", "params"):
         if key in obj:
             state = obj[key]
             break
@@ -56,8 +56,21 @@ def _state_dict_of(obj: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
         or not state
         or not all(isinstance(v, torch.Tensor) for v in state.values())
     ):
-        raise CheckpointError(f"{path} has no generator state_dict (looked for 'params_ema', 'params', bare)")
+        raise CheckpointError(
+            f"{path} has no generator state_dict (looked for 'params_ema', 'generator_ema', 'params', bare)"
+        )
     return state
+
+
+def _stored_config(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The architecture a file records: a project checkpoint's `config`, or a training checkpoint's
+    (`wgfpgan train`) `config.generator`; None for released GFPGAN files (inferred from shapes instead)."""
+    if obj.get("format") == FORMAT and isinstance(obj.get("config"), dict):
+        return dict(obj["config"])
+    if "generator_ema" in obj and isinstance(obj.get("config"), dict):
+        generator = obj["config"].get("generator")
+        return dict(generator) if isinstance(generator, dict) else None
+    return None
 
 
 def _count(state: dict[str, torch.Tensor], pattern: str) -> int:
@@ -119,16 +132,17 @@ def _load_into(net: GFPGANv1Clean, state: dict[str, torch.Tensor], path: Path) -
 
 
 def load_generator(path: str | Path | None = None, device: str | torch.device = "cpu") -> GFPGANv1Clean:
-    """Load a GFPGANv1Clean from a released GFPGAN file or a project checkpoint, in eval mode.
+    """Load a GFPGANv1Clean from a released GFPGAN file, a project checkpoint or a `wgfpgan train` checkpoint
+    (its EMA generator), in eval mode.
 
     `path=None` means the project's shipped default model.
     """
     path = Path(path) if path is not None else default_model_path()
     obj = _read(path)
     state = _state_dict_of(obj, path)
-    config = obj.get("config") if obj.get("format") == FORMAT else None
+    config = _stored_config(obj)
     try:
-        config = dict(config) if isinstance(config, dict) else infer_config(state)
+        config = config if config is not None else infer_config(state)
     except CheckpointError as exc:  # infer_config does not know the file name
         raise CheckpointError(f"{path}: {exc}") from exc
     try:

@@ -244,6 +244,16 @@ def test_resume_reproduces_the_same_loss_curve(tmp_path: Path, tiny_faces: Path)
     assert resumed_curve == curve  # identical floats, not merely close
 
 
+def test_training_checkpoint_loads_as_its_ema_generator(tmp_path: Path, tiny_faces: Path) -> None:
+    torch.set_num_threads(1)
+    trainer = Trainer(_config(tmp_path, tiny_faces, total_steps=2))
+    trainer.fit()
+    loaded = load_generator(trainer.cfg.run_dir / "checkpoints" / "step_0000002.pt")
+    for key, value in trainer.generator_ema.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    assert not loaded.training
+
+
 def test_config_rejects_unknown_keys(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"name": "x", "train_dir": ".", "learning_rate": 1}))
