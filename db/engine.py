@@ -1,6 +1,8 @@
 """The engine factory and the one way to run a transaction: `Database.run(fn, ...)`.
 
-- PostgreSQL: `pool_pre_ping` so a restarted server costs one reconnect, not a failed item.
+- PostgreSQL: `pool_pre_ping` so a restarted server costs one reconnect, not a failed item; a connect
+  timeout (`PG_CONNECT_TIMEOUT` seconds, unless the URL sets `connect_timeout`) and TCP keepalives, so a host
+  that silently drops packets fails a command (as a transient error, retried) instead of hanging it.
 - SQLite: WAL journal, a busy timeout, and every transaction opened with `BEGIN IMMEDIATE` so a
   read-then-write (a claim) takes the write lock up front and no update is ever lost.
 - Transient errors (connection refused/reset, server restarting, database locked) are retried with
@@ -37,6 +39,7 @@ from wgfpgan.config import Settings, default_database_url, mask_url
 log = logging.getLogger(__name__)
 
 DEFAULT_RETRY_SECONDS = 120.0
+PG_CONNECT_TIMEOUT = 10
 INTERACTIVE_RETRY_SECONDS = 5.0
 
 P = ParamSpec("P")
@@ -60,7 +63,7 @@ def create_db_engine(url: str, *, durable_commits: bool = True) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    engine = create_engine(url, pool_pre_ping=True, pool_recycle=1800)
+    engine = create_engine(url, pool_pre_ping=True, pool_recycle=1800, connect_args=_postgres_connect_args(parsed))
     if not durable_commits and parsed.get_backend_name() == "postgresql":
 
         @event.listens_for(engine, "connect")
@@ -70,6 +73,20 @@ def create_db_engine(url: str, *, durable_commits: bool = True) -> Engine:
             dbapi_connection.commit()
 
     return engine
+
+
+def _postgres_connect_args(parsed) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """libpq options: a bounded connect and keepalives; options given in the URL's query win."""
+    if parsed.get_backend_name() != "postgresql":
+        return {}
+    defaults = {
+        "connect_timeout": PG_CONNECT_TIMEOUT,
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+    return {k: v for k, v in defaults.items() if k not in parsed.query}
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -314,3 +314,23 @@ def test_a_transaction_whose_connection_dies_midway_is_retried(postgres_url: str
     assert assert_counters_match(database, job_id)["running"] == 1
     admin.dispose()
     database.dispose()
+
+
+def test_a_postgres_host_that_never_answers_fails_fast_instead_of_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listening socket that never speaks PostgreSQL (like a host that drops packets after the TCP
+    handshake): the connect gives up after PG_CONNECT_TIMEOUT instead of blocking the command forever."""
+    import socket
+
+    from sqlalchemy.exc import OperationalError
+
+    import db.engine
+
+    monkeypatch.setattr(db.engine, "PG_CONNECT_TIMEOUT", 2)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nobody ever reads or answers
+        port = silent.getsockname()[1]
+        engine = db.engine.create_db_engine(f"postgresql+psycopg://u@127.0.0.1:{port}/x")
+        with pytest.raises(OperationalError, match="timeout"):  # without it this would block forever
+            engine.connect().close()
+        engine.dispose()
