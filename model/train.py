@@ -369,23 +369,39 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        from model.metrics import psnr
+        """Issue #4's three numbers on the first `val_count` val faces (medium preset), so a run can be watched
+        against the acceptance: PSNR of output and input, dlib identity distance to the GT of both, and the
+        output's gradient energy relative to the GT's."""
+        from model.identity import FaceIdentity, identity_distance
+        from model.metrics import psnr, sharpness_ratio
 
         if not self.cfg.val_dir or not self.dist.is_main:
             return {}
         if not hasattr(self, "_val"):
             self._val = self.validation_set()
+            self._val_identity = FaceIdentity()
         lq, gt = self._val
         out, _ = self.generator_ema(lq.to(self.device), return_rgb=False, randomize_noise=False)
-        rows = []
-        scores, baseline = [], []
+        rows, scores = [], []
         for a, b, c in zip(lq, out.cpu(), gt, strict=True):
             lq_img, out_img, gt_img = tensor_to_bgr_uint8(a), tensor_to_bgr_uint8(b), tensor_to_bgr_uint8(c)
-            scores.append(psnr(out_img, gt_img))
-            baseline.append(psnr(lq_img, gt_img))
+            gt_face = self._val_identity.analyze(gt_img)
+            out_face = self._val_identity.analyze(out_img, box=gt_face.box)
+            lq_face = self._val_identity.analyze(lq_img, box=gt_face.box)
+            scores.append(
+                (
+                    psnr(out_img, gt_img),
+                    psnr(lq_img, gt_img),
+                    identity_distance(out_face.embedding, gt_face.embedding),
+                    identity_distance(lq_face.embedding, gt_face.embedding),
+                    sharpness_ratio(out_img, gt_img),
+                )
+            )
             rows.append(np.concatenate([lq_img, out_img, gt_img], axis=1))
         self._save_sheet(rows[:8])
-        return {"val_psnr": float(np.mean(scores)), "val_psnr_lq": float(np.mean(baseline))}
+        means = np.mean(np.array(scores), axis=0)
+        names = ("val_psnr", "val_psnr_lq", "val_id", "val_id_lq", "val_sharp")
+        return {name: float(v) for name, v in zip(names, means, strict=True)}
 
     def _save_sheet(self, rows: list[np.ndarray]) -> None:
         import cv2
