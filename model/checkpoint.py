@@ -51,11 +51,7 @@ def _state_dict_of(obj: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
             break
     else:
         state = obj
-    if (
-        not isinstance(state, dict)
-        or not state
-        or not all(isinstance(v, torch.Tensor) for v in state.values())
-    ):
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(
             f"{path} has no generator state_dict (looked for 'params_ema', 'generator_ema', 'params', bare)"
         )

@@ -48,9 +48,7 @@ def random_blur_kernel(cfg: DegradationConfig, rng: np.random.Generator) -> np.n
     if rng.random() < cfg.iso_prob:
         sigma = rng.uniform(lo, hi)
         return gaussian_kernel(cfg.kernel_size, sigma, sigma, 0.0)
-    return gaussian_kernel(
-        cfg.kernel_size, rng.uniform(lo, hi), rng.uniform(lo, hi), rng.uniform(-math.pi, math.pi)
-    )
+    return gaussian_kernel(cfg.kernel_size, rng.uniform(lo, hi), rng.uniform(lo, hi), rng.uniform(-math.pi, math.pi))
 
 
 def blur(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -99,9 +97,7 @@ def degrade(img: np.ndarray, cfg: DegradationConfig, rng: np.random.Generator) -
     lq = jpeg_compress(lq, int(rng.integers(cfg.jpeg_range[0], cfg.jpeg_range[1] + 1)))
     lq = resize(lq, w, h)
     if rng.random() < cfg.color_jitter_prob:
-        shift = (
-            rng.uniform(-cfg.color_jitter_shift, cfg.color_jitter_shift, size=3).astype(np.float32) / 255.0
-        )
+        shift = rng.uniform(-cfg.color_jitter_shift, cfg.color_jitter_shift, size=3).astype(np.float32) / 255.0
         lq = np.clip(lq + shift, 0.0, 1.0)
     made_gray = bool(rng.random() < cfg.gray_prob)
     if made_gray:

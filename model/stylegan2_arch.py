@@ -214,9 +214,7 @@ class StyleGAN2GeneratorClean(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not input_is_latent:
             styles = [self.style_mlp(s) for s in styles]
-        noise: list[torch.Tensor | None] = (
-            [None] * self.num_layers if randomize_noise else list(self.stored_noise())
-        )
+        noise: list[torch.Tensor | None] = [None] * self.num_layers if randomize_noise else list(self.stored_noise())
         if len(styles) != 1:
             raise ValueError("style mixing is not supported; pass exactly one style tensor")
         latent = styles[0] if styles[0].ndim == 3 else styles[0].unsqueeze(1).repeat(1, self.num_latent, 1)

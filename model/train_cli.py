@@ -25,9 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, help="stop after this step (default: total_steps)")
     parser.add_argument("--device", help="override the config's device (cpu, cuda, cuda:1)")
     parser.add_argument("--out-dir", help="override the config's out_dir")
-    parser.add_argument(
-        "--threads", type=int, help="torch CPU threads per process (default: cores / local ranks)"
-    )
+    parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: cores / local ranks)")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -123,9 +123,7 @@ def test_no_face_in_a_plain_image():
 
 
 # -- paste-back ---------------------------------------------------------------------------------------------
-def paste_one(
-    image: np.ndarray, matrix: np.ndarray, face: np.ndarray, upscale: int
-) -> tuple[np.ndarray, ...]:
+def paste_one(image: np.ndarray, matrix: np.ndarray, face: np.ndarray, upscale: int) -> tuple[np.ndarray, ...]:
     background = LanczosUpsampler().upsample(image, upscale)
     output = paste_faces(background.copy(), [face], [matrix], upscale)
     height, width = background.shape[:2]

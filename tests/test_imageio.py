@@ -17,9 +17,7 @@ from model.imageio import ImageError, decode_image, encode_image, output_extensi
 def gradient_rgb(height: int = 48, width: int = 64) -> np.ndarray:
     """A smooth RGB test image (distinct channels so orientation and channel order are checkable)."""
     y, x = np.mgrid[0:height, 0:width]
-    return np.stack([x * 255 // width, y * 255 // height, (x + y) * 255 // (width + height)], -1).astype(
-        np.uint8
-    )
+    return np.stack([x * 255 // width, y * 255 // height, (x + y) * 255 // (width + height)], -1).astype(np.uint8)
 
 
 def pil_bytes(image: Image.Image, fmt: str, **params) -> bytes:
