@@ -36,6 +36,18 @@ def feature_matching_l1(fake_features: list[torch.Tensor], real_features: list[t
     return torch.stack(losses).mean()
 
 
+def identity_loss(
+    embedder: nn.Module, output: torch.Tensor, target: torch.Tensor, landmarks: torch.Tensor
+) -> torch.Tensor:
+    """Mean Euclidean distance between dlib face embeddings of output and target, both cut to dlib's 150-px
+    chip with the target's 5 landmarks (GFPGAN uses ArcFace here; dlib's network is what exists offline).
+    Images are RGB in [-1, 1]; the embedder is frozen, gradients flow to `output` only."""
+    with torch.no_grad():
+        reference = embedder.embed(target, landmarks, value_range=(-1, 1))
+    difference = embedder.embed(output, landmarks, value_range=(-1, 1)) - reference
+    return (difference.pow(2).sum(dim=1) + 1e-12).sqrt().mean()  # eps: finite gradient at distance 0
+
+
 def wasserstein_critic_loss(
     critic: nn.Module, real: torch.Tensor, fake: torch.Tensor
 ) -> tuple[torch.Tensor, dict[str, float]]:

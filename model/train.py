@@ -4,7 +4,8 @@ What one step does (after `adv_start`, with an adversarial loss selected):
   1. n_critic critic steps, each on a fresh batch: fakes from the generator (no grad), critic loss from
      model/losses.py, optimiser step, then the loss's hook (weight clipping for `wgan`).
   2. one generator step: pixel L1 + pyramid L1 on the U-Net's toRGB outputs + adversarial + critic feature
-     matching; then the EMA generator is updated.
+     matching + (with `identity_weight`) the identity loss, the distance between dlib's face embeddings of output
+     and GT (model/dlib_resnet.py, the role ArcFace plays in GFPGAN); then the EMA generator is updated.
 Before `adv_start` only the generator's L1 losses train (the "L1 pretraining" every ablation run starts from).
 
 Multi-process data parallel: launch with `torchrun --nproc_per_node N -m model.train --config ...` (gloo on CPU,
@@ -42,7 +43,14 @@ from model.data import DegradedFaces, ResumableSampler, bgr_to_tensor, list_imag
 from model.degradations import DegradationConfig, apply_preset
 from model.discriminator import StyleGAN2Discriminator
 from model.gfpgan_arch import GFPGANv1Clean
-from model.losses import AdversarialLoss, feature_matching_l1, make_adversarial_loss, pixel_l1, pyramid_l1
+from model.losses import (
+    AdversarialLoss,
+    feature_matching_l1,
+    identity_loss,
+    make_adversarial_loss,
+    pixel_l1,
+    pyramid_l1,
+)
 
 
 @dataclass
@@ -69,6 +77,7 @@ class TrainConfig:
     adversarial: str | None = None  # None, "logistic", "wgan" or "wgan-gp"
     adv_weight: float = 0.05
     fm_weight: float = 0.5
+    identity_weight: float = 0.0  # dlib face-embedding distance of output vs GT (0 = off)
     adv_start: int = 0
     adv_options: dict[str, Any] = field(default_factory=dict)  # n_critic, lr, clip, gp_weight, r1_weight...
     init_from: str | None = None  # generator checkpoint to start from (e.g. the L1-pretrained model)
@@ -176,8 +185,17 @@ class Trainer:
             self.opt_d = self.adv.make_optimizer(self.critic.parameters())
         self._broadcast_parameters()
 
+        self.identity_net: nn.Module | None = None
+        if cfg.identity_weight > 0:
+            from model.dlib_resnet import load_dlib_face_resnet
+
+            self.identity_net = load_dlib_face_resnet(device=self.device)
         self.dataset = DegradedFaces(
-            cfg.train_dir, cfg.generator["out_size"], DegradationConfig(**cfg.degradation), seed=cfg.seed
+            cfg.train_dir,
+            cfg.generator["out_size"],
+            DegradationConfig(**cfg.degradation),
+            seed=cfg.seed,
+            landmarks=self.identity_net is not None,
         )
         self.step = 0
         self.batches_consumed = 0
@@ -224,12 +242,13 @@ class Trainer:
         )
         return iter(loader)
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        """The next batch on the device: `lq`, `gt` and, with the identity loss, the GT's `landmarks`."""
         if self._batches is None:
             self._batches = self._make_batches()
         batch = next(self._batches)
         self.batches_consumed += 1
-        return batch["lq"].to(self.device), batch["gt"].to(self.device)
+        return {k: v.to(self.device) for k, v in batch.items()}
 
     # ----- one step --------------------------------------------------------------------------------------
     def adversarial_active(self) -> bool:
@@ -237,7 +256,8 @@ class Trainer:
 
     def critic_step(self) -> dict[str, float]:
         assert self.adv is not None and self.critic is not None
-        lq, gt = self.next_batch()
+        batch = self.next_batch()
+        lq, gt = batch["lq"], batch["gt"]
         with torch.no_grad(), self._autocast():
             fake, _ = self.generator(lq, return_rgb=False)
         self.critic.requires_grad_(True)
@@ -259,7 +279,8 @@ class Trainer:
         cfg = self.cfg
         for group in self.opt_g.param_groups:
             group["lr"] = self.generator_lr()
-        lq, gt = self.next_batch()
+        batch = self.next_batch()
+        lq, gt = batch["lq"], batch["gt"]
         with self._autocast():
             fake, out_rgbs = self.generator(lq, return_rgb=True)
         fake = fake.float()
@@ -277,6 +298,10 @@ class Trainer:
             l_fm = feature_matching_l1(fake_feats, real_feats)
             loss = loss + cfg.adv_weight * l_adv + cfg.fm_weight * l_fm
             stats |= {"g_adv": l_adv.item(), "fm": l_fm.item()}
+        if self.identity_net is not None:
+            l_id = identity_loss(self.identity_net, fake, gt, batch["landmarks"])
+            loss = loss + cfg.identity_weight * l_id
+            stats["id"] = l_id.item()
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         average_gradients(self.generator, self.dist.world)

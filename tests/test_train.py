@@ -244,6 +244,21 @@ def test_resume_reproduces_the_same_loss_curve(tmp_path: Path, tiny_faces: Path)
     assert resumed_curve == curve  # identical floats, not merely close
 
 
+def test_identity_loss_trains_with_gt_landmarks_and_moves_the_generator(tmp_path: Path, tiny_faces: Path) -> None:
+    pytest.importorskip("dlib", reason="the identity loss needs dlib's shape predictor")
+    torch.set_num_threads(1)
+    cfg = _config(tmp_path, tiny_faces, identity_weight=1.0, pixel_weight=0.0, pyramid_weight=0.0, total_steps=2)
+    trainer = Trainer(cfg)
+    assert trainer.identity_net is not None and not any(p.requires_grad for p in trainer.identity_net.parameters())
+    batch = trainer.next_batch()
+    assert batch["landmarks"].shape == (cfg.batch_size, 5, 2)
+    before = [p.detach().clone() for p in trainer.generator.parameters()]
+    trainer.fit()
+    assert all(np.isfinite(r["id"]) and r["id"] > 0 for r in trainer.history if "id" in r)
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.generator.parameters(), strict=True))
+    assert "identity_net" not in str(list(trainer.state()))  # the frozen dlib net is not checkpointed
+
+
 def test_training_checkpoint_loads_as_its_ema_generator(tmp_path: Path, tiny_faces: Path) -> None:
     torch.set_num_threads(1)
     trainer = Trainer(_config(tmp_path, tiny_faces, total_steps=2))
