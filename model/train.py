@@ -81,6 +81,7 @@ class TrainConfig:
     adv_start: int = 0
     adv_options: dict[str, Any] = field(default_factory=dict)  # n_critic, lr, clip, gp_weight, r1_weight...
     init_from: str | None = None  # generator checkpoint to start from (e.g. the L1-pretrained model)
+    grow_from: str | None = None  # checkpoint of half the out_size, grown to this size (model/grow.py)
     device: str = "cpu"
     amp: str = "auto"  # "auto": bf16 autocast on CUDA, off on CPU (measured slower there); "off"; "bf16"; "fp16"
     log_every: int = 10
@@ -162,9 +163,16 @@ class Trainer:
         self.device = torch.device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.generator = GFPGANv1Clean(**{**cfg.generator, "fix_decoder": False}).to(self.device)
+        if cfg.init_from and cfg.grow_from:
+            raise ValueError("set init_from or grow_from, not both")
         if cfg.init_from:
             init = load_generator(cfg.init_from, self.device)
             self.generator.load_state_dict(init.state_dict())
+        if cfg.grow_from:
+            from model.grow import grow_generator
+
+            grown = grow_generator(load_generator(cfg.grow_from, self.device))
+            self.generator.load_state_dict(grown.state_dict())
         self.generator_ema = GFPGANv1Clean(**{**cfg.generator, "fix_decoder": False}).to(self.device).eval()
         self.generator_ema.load_state_dict(self.generator.state_dict())
         self.generator_ema.requires_grad_(False)
