@@ -54,6 +54,7 @@ class RestoredImage:
     width: int
     height: int
     seconds: float
+    boxes: list[tuple[float, float, float, float, float]]  # left, top, right, bottom, score in input pixels
 
 
 @dataclass
@@ -65,6 +66,7 @@ class RestoredPhoto:
     pixels: np.ndarray  # upscaled BGR photo with faces pasted back, the input's dtype
     alpha: np.ndarray | None  # upscaled alpha, or None
     is_gray: bool  # written back as gray
+    faces: list[AlignedFace]  # the detections the crops came from
 
     def encode(self, ext: str) -> bytes:
         return encode_image(self.pixels, alpha=self.alpha, ext=ext, gray=self.is_gray)
@@ -193,7 +195,7 @@ class Restorer:
         if has_aligned:
             crop = cv2.resize(bgr, (self.face_size, self.face_size), interpolation=cv2.INTER_LINEAR)
             return [crop], self.restore_faces([crop], weight), None
-        crops, restored, output, out_alpha = self._restore_photo(
+        _, crops, restored, output, out_alpha = self._restore_photo(
             bgr, bgr, alpha, self.upscale, weight, only_center_face, paste_back
         )
         if output is not None and out_alpha is not None:
@@ -209,7 +211,7 @@ class Restorer:
         weight: float,
         only_center_face: bool,
         paste_back: bool = True,
-    ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None, np.ndarray | None]:
+    ) -> tuple[list[AlignedFace], list[np.ndarray], list[np.ndarray], np.ndarray | None, np.ndarray | None]:
         """Detect on `bgr8`, restore, and paste onto `pixels` (the same photo at full depth) upscaled."""
         faces = self.detect(bgr8)
         if only_center_face:
@@ -217,11 +219,11 @@ class Restorer:
         crops = [warp_face(bgr8, face.affine, self.face_size) for face in faces]
         restored = self.restore_faces(crops, weight)
         if not paste_back:
-            return crops, restored, None, None
+            return faces, crops, restored, None, None
         background = self.bg_upsampler.upsample(pixels, upscale)
         output = paste_faces(background, restored, [face.affine for face in faces], upscale)
         out_alpha = None if alpha is None else LanczosUpsampler().upsample(alpha, upscale)
-        return crops, restored, output, out_alpha
+        return faces, crops, restored, output, out_alpha
 
     def restore_decoded(
         self,
@@ -239,11 +241,11 @@ class Restorer:
                 f"{image.width}x{image.height} upscaled x{scale} exceeds the output limit of "
                 f"{self.max_output_pixels / 1e6:.0f} MP",
             )
-        crops, restored, output, out_alpha = self._restore_photo(
+        faces, crops, restored, output, out_alpha = self._restore_photo(
             image.bgr8(), image.pixels, image.alpha, scale, weight, only_center_face
         )
         assert output is not None
-        return RestoredPhoto(crops, restored, output, out_alpha, image.is_gray)
+        return RestoredPhoto(crops, restored, output, out_alpha, image.is_gray, faces)
 
     def restore_bytes(
         self,
@@ -278,6 +280,7 @@ class Restorer:
             width=int(photo.pixels.shape[1]),
             height=int(photo.pixels.shape[0]),
             seconds=time.perf_counter() - started,
+            boxes=[(*map(float, face.box), float(face.score)) for face in photo.faces],
         )
 
 

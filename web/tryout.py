@@ -98,17 +98,15 @@ class FaceBox:
 
 
 def restore_with_faces(restorer: Any, data: bytes, *, weight: float, upscale: int) -> dict[str, Any]:
-    """Decode (ImageError for a bad photo), find the faces for the boxes, restore; the response body."""
-    from model.imageio import decode_image
-
-    image = decode_image(data, max_pixels=restorer.max_pixels)
-    boxes = [FaceBox(*map(float, face.box), float(face.score)) for face in restorer.detect(image.bgr8())]
+    """Restore (ImageError for a bad photo) and describe the result: the response body. The boxes are the
+    detections the restorer itself used (one detection pass)."""
     result = restorer.restore_bytes(data, weight=weight, upscale=upscale)
+    boxes = [FaceBox(*box) for box in result.boxes]
     return {
         "faces": result.faces,
         "boxes": [vars(box) for box in boxes],
-        "input_width": image.width,
-        "input_height": image.height,
+        "input_width": result.width // upscale,
+        "input_height": result.height // upscale,
         "width": result.width,
         "height": result.height,
         "ext": result.ext,
