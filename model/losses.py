@@ -37,15 +37,30 @@ def feature_matching_l1(fake_features: list[torch.Tensor], real_features: list[t
 
 
 def identity_loss(
-    embedder: nn.Module, output: torch.Tensor, target: torch.Tensor, landmarks: torch.Tensor
+    embedder: nn.Module,
+    output: torch.Tensor,
+    target: torch.Tensor,
+    landmarks: torch.Tensor,
+    on_luma: bool = False,
 ) -> torch.Tensor:
     """Mean Euclidean distance between dlib face embeddings of output and target, both cut to dlib's 150-px
     chip with the target's 5 landmarks (GFPGAN uses ArcFace here; dlib's network is what exists offline).
-    Images are RGB in [-1, 1]; the embedder is frozen, gradients flow to `output` only."""
+    Images are RGB in [-1, 1]; the embedder is frozen, gradients flow to `output` only.
+
+    `on_luma`: embed the luma of both images (as gray RGB). On colour, the embedding's gradient painted
+    blue/green patterns into the eyes of the 256-px default (docs/MODEL_CARD.md); on luma it cannot touch colour."""
+    if on_luma:
+        output, target = to_gray_rgb(output), to_gray_rgb(target)
     with torch.no_grad():
         reference = embedder.embed(target, landmarks, value_range=(-1, 1))
     difference = embedder.embed(output, landmarks, value_range=(-1, 1)) - reference
     return (difference.pow(2).sum(dim=1) + 1e-12).sqrt().mean()  # eps: finite gradient at distance 0
+
+
+def to_gray_rgb(images: torch.Tensor) -> torch.Tensor:
+    """N x 3 x H x W RGB -> the BT.601 luma repeated on three channels."""
+    weights = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (images * weights).sum(dim=1, keepdim=True).expand(-1, 3, -1, -1)
 
 
 def wasserstein_critic_loss(

@@ -78,6 +78,7 @@ class TrainConfig:
     adv_weight: float = 0.05
     fm_weight: float = 0.5
     identity_weight: float = 0.0  # dlib face-embedding distance of output vs GT (0 = off)
+    identity_on_luma: bool = False  # embed luma only (no colour gradient; see model/losses.identity_loss)
     adv_start: int = 0
     adv_options: dict[str, Any] = field(default_factory=dict)  # n_critic, lr, clip, gp_weight, r1_weight...
     init_from: str | None = None  # generator checkpoint to start from (e.g. the L1-pretrained model)
@@ -307,7 +308,7 @@ class Trainer:
             loss = loss + cfg.adv_weight * l_adv + cfg.fm_weight * l_fm
             stats |= {"g_adv": l_adv.item(), "fm": l_fm.item()}
         if self.identity_net is not None:
-            l_id = identity_loss(self.identity_net, fake, gt, batch["landmarks"])
+            l_id = identity_loss(self.identity_net, fake, gt, batch["landmarks"], on_luma=cfg.identity_on_luma)
             loss = loss + cfg.identity_weight * l_id
             stats["id"] = l_id.item()
         self.opt_g.zero_grad(set_to_none=True)

@@ -259,6 +259,29 @@ def test_identity_loss_trains_with_gt_landmarks_and_moves_the_generator(tmp_path
     assert "identity_net" not in str(list(trainer.state()))  # the frozen dlib net is not checkpointed
 
 
+def test_identity_loss_on_luma_cannot_push_colour() -> None:
+    """On luma, the gradient reaching each pixel is the luma weights times one scalar: no colour direction."""
+    pytest.importorskip("dlib", reason="the identity loss needs dlib's model files")
+    from model.dlib_resnet import load_dlib_face_resnet
+    from model.losses import identity_loss
+
+    torch.set_num_threads(1)
+    net = load_dlib_face_resnet()
+    gen = torch.Generator().manual_seed(0)
+    output = (torch.rand(1, 3, 128, 128, generator=gen) * 2 - 1).requires_grad_(True)
+    target = torch.rand(1, 3, 128, 128, generator=gen) * 2 - 1
+    landmarks = torch.tensor([[[85.0, 61], [73, 63], [42, 62], [54, 62], [66, 88]]])
+    identity_loss(net, output, target, landmarks, on_luma=True).backward()
+    grad = output.grad[0]
+    assert grad.abs().sum() > 0
+    per_channel = grad / torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+    torch.testing.assert_close(per_channel[0], per_channel[1], atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(per_channel[0], per_channel[2], atol=1e-6, rtol=1e-4)
+    output.grad = None
+    identity_loss(net, output, target, landmarks).backward()  # on colour the channels differ
+    assert not torch.allclose(output.grad[0, 0] / 0.299, output.grad[0, 2] / 0.114, atol=1e-6)
+
+
 def test_training_checkpoint_loads_as_its_ema_generator(tmp_path: Path, tiny_faces: Path) -> None:
     torch.set_num_threads(1)
     trainer = Trainer(_config(tmp_path, tiny_faces, total_steps=2))
