@@ -31,7 +31,7 @@ def grow_generator(small: GFPGANv1Clean) -> GFPGANv1Clean:
     config = generator_config(small)
     big = GFPGANv1Clean(**{**config, "out_size": 2 * small.out_size}, fix_decoder=False)
     big_state = big.state_dict()
-    big_state.update(_copied_state(small.state_dict(), big_state, levels=len(small.conv_body_up)))
+    big_state.update(_copied_state(small.state_dict(), big_state))
     big.load_state_dict(big_state)
     with torch.no_grad():
         _set_pass_through_encoder(big, small)
@@ -42,7 +42,7 @@ def grow_generator(small: GFPGANv1Clean) -> GFPGANv1Clean:
     return big.to(next(small.parameters()).device)
 
 
-def _copied_state(small: dict[str, torch.Tensor], big: dict[str, torch.Tensor], levels: int) -> dict:
+def _copied_state(small: dict[str, torch.Tensor], big: dict[str, torch.Tensor]) -> dict:
     """Every small tensor under the key of the same resolution in the big model (encoder indices shift by one)."""
     copied = {}
     for key, value in small.items():

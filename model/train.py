@@ -414,28 +414,30 @@ class Trainer:
         if not hasattr(self, "_val"):
             self._val = self.validation_set()
             self._val_identity = FaceIdentity()
+            self._val_inputs = [self._input_scores(a, c) for a, c in zip(*self._val, strict=True)]
         lq, gt = self._val
         out, _ = self.generator_ema(lq.to(self.device), return_rgb=False, randomize_noise=False)
         rows, scores = [], []
-        for a, b, c in zip(lq, out.cpu(), gt, strict=True):
+        for a, b, c, (gt_face, lq_psnr, lq_id) in zip(lq, out.cpu(), gt, self._val_inputs, strict=True):
             lq_img, out_img, gt_img = tensor_to_bgr_uint8(a), tensor_to_bgr_uint8(b), tensor_to_bgr_uint8(c)
-            gt_face = self._val_identity.analyze(gt_img)
             out_face = self._val_identity.analyze(out_img, box=gt_face.box)
-            lq_face = self._val_identity.analyze(lq_img, box=gt_face.box)
-            scores.append(
-                (
-                    psnr(out_img, gt_img),
-                    psnr(lq_img, gt_img),
-                    identity_distance(out_face.embedding, gt_face.embedding),
-                    identity_distance(lq_face.embedding, gt_face.embedding),
-                    sharpness_ratio(out_img, gt_img),
-                )
-            )
+            out_id = identity_distance(out_face.embedding, gt_face.embedding)
+            scores.append((psnr(out_img, gt_img), lq_psnr, out_id, lq_id, sharpness_ratio(out_img, gt_img)))
             rows.append(np.concatenate([lq_img, out_img, gt_img], axis=1))
         self._save_sheet(rows[:8])
         means = np.mean(np.array(scores), axis=0)
         names = ("val_psnr", "val_psnr_lq", "val_id", "val_id_lq", "val_sharp")
         return {name: float(v) for name, v in zip(names, means, strict=True)}
+
+    def _input_scores(self, lq: torch.Tensor, gt: torch.Tensor) -> tuple[Any, float, float]:
+        """What never changes between validations: the GT's face analysis, and the input's PSNR and identity."""
+        from model.identity import identity_distance
+        from model.metrics import psnr
+
+        lq_img, gt_img = tensor_to_bgr_uint8(lq), tensor_to_bgr_uint8(gt)
+        gt_face = self._val_identity.analyze(gt_img)
+        lq_face = self._val_identity.analyze(lq_img, box=gt_face.box)
+        return gt_face, psnr(lq_img, gt_img), identity_distance(lq_face.embedding, gt_face.embedding)
 
     def _save_sheet(self, rows: list[np.ndarray]) -> None:
         import cv2
